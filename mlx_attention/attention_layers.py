@@ -1,0 +1,194 @@
+"""kecam-compatible namespace: every kecam name of the seed list, over ``layers`` and ``ops``.
+
+A kecam call site ports by swapping the import and the input tensor for its shape::
+
+    # kecam:  nn = attention_layers.halo_attention(inputs, num_heads=4, name="attn_")
+    block = attention_layers.halo_attention((32, 32, 128), num_heads=4, name="attn_")
+    out = block(x)  # x: [B, 32, 32, 128]
+
+Functions (kecam blocks) take ``input_shape`` (kecam's ``inputs`` without the batch axis) in the
+place of ``inputs`` and return the module; classes (kecam layers) take ``input_shape=`` and
+kecam's keyword arguments. Every signature is kecam 1.4.3's (1.3.1's for names 1.4.3 dropped).
+"""
+
+from __future__ import annotations
+
+from . import layers
+from .layers.utils import check_input_shape, make_divisible  # noqa: F401
+
+# --- common blocks (common_layers, res_mlp, mlp_mixer, volo) ----------------------------------
+
+
+def _norm_axis(axis, rank: int, what: str) -> None:
+    if axis not in ("auto", -1, rank - 1):
+        raise ValueError(f"{what}: axis={axis!r}: only the channels-last axis is supported")
+
+
+def _rank_axes(axis, rank: int, what: str) -> list[int]:
+    """kecam's axis argument as non-negative axes of the batched input."""
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    out = [a + rank if a < 0 else a for a in axes]
+    if not all(0 < a < rank for a in out):
+        raise ValueError(f"{what}: axis={axis!r} is out of range for a rank-{rank} input")
+    return out
+
+
+def _conv_kwargs(kwargs: dict, allowed: tuple[str, ...], what: str) -> dict:
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"{what}: unsupported Keras arguments {unknown}; supported: {allowed}")
+    return kwargs
+
+
+def activation_by_name(input_shape, activation="relu", name=None) -> layers.Activation:
+    """kecam ``activation_by_name``; see ``layers.Activation``."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "activation_by_name")
+    return layers.Activation(activation, dims=shape[-1], name=name)
+
+
+def batchnorm_with_activation(
+    input_shape, activation=None, zero_gamma=False, epsilon=1e-05, momentum=0.9, axis="auto",
+    act_first=False, use_evo_norm=False, evo_norm_group_size=-1, name=None,
+) -> layers.BatchNormActivation:  # fmt: skip
+    """kecam ``batchnorm_with_activation``; see ``layers.BatchNormActivation``."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "batchnorm_with_activation")
+    _norm_axis(axis, len(shape) + 1, "batchnorm_with_activation")
+    if use_evo_norm:
+        raise ValueError("batchnorm_with_activation: use_evo_norm=True (EvoNorm) is not supported")
+    return layers.BatchNormActivation(
+        shape[-1], activation=activation, zero_gamma=zero_gamma, epsilon=epsilon,
+        momentum=momentum, act_first=act_first, name=name,
+    )  # fmt: skip
+
+
+def conv2d_no_bias(
+    input_shape, filters, kernel_size=1, strides=1, padding="valid", use_bias=False, groups=1,
+    use_torch_padding=True, name=None, **kwargs,
+) -> layers.Conv2dNoBias:  # fmt: skip
+    """kecam ``conv2d_no_bias``; ``**kwargs`` may carry Keras's ``dilation_rate``."""
+    shape = check_input_shape(input_shape, 3, "conv2d_no_bias")
+    kwargs = _conv_kwargs(kwargs, ("dilation_rate",), "conv2d_no_bias")
+    return layers.Conv2dNoBias(
+        shape[-1], filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+        groups=groups, use_torch_padding=use_torch_padding, name=name, **kwargs,
+    )  # fmt: skip
+
+
+def depthwise_conv2d_no_bias(
+    input_shape, kernel_size, strides=1, padding="valid", use_bias=False, use_torch_padding=True,
+    name=None, **kwargs,
+) -> layers.DepthwiseConv2dNoBias:  # fmt: skip
+    """kecam ``depthwise_conv2d_no_bias``; ``**kwargs`` may carry ``depth_multiplier`` and
+    ``dilation_rate``."""
+    shape = check_input_shape(input_shape, 3, "depthwise_conv2d_no_bias")
+    allowed = ("depth_multiplier", "dilation_rate")
+    kwargs = _conv_kwargs(kwargs, allowed, "depthwise_conv2d_no_bias")
+    return layers.DepthwiseConv2dNoBias(
+        shape[-1], kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+        use_torch_padding=use_torch_padding, name=name, **kwargs,
+    )  # fmt: skip
+
+
+def layer_norm(
+    input_shape, zero_gamma=False, epsilon=1e-05, center=True, axis="auto", name=None
+) -> layers.LayerNorm:
+    """kecam ``layer_norm``; see ``layers.LayerNorm``."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "layer_norm")
+    _norm_axis(axis, len(shape) + 1, "layer_norm")
+    return layers.LayerNorm(
+        shape[-1], zero_gamma=zero_gamma, epsilon=epsilon, center=center, name=name
+    )
+
+
+def group_norm(input_shape, groups=32, epsilon=1e-05, axis="auto", name=None) -> layers.GroupNorm:
+    """kecam ``group_norm``; see ``layers.GroupNorm``."""
+    shape = check_input_shape(input_shape, (2, 3), "group_norm")
+    _norm_axis(axis, len(shape) + 1, "group_norm")
+    return layers.GroupNorm(shape[-1], groups, epsilon=epsilon, name=name)
+
+
+def se_module(
+    input_shape, se_ratio=0.25, divisor=8, limit_round_down=0.9, activation="relu", use_bias=True,
+    use_conv=True, name=None,
+) -> layers.SqueezeExcite:  # fmt: skip
+    """kecam ``se_module``; see ``layers.SqueezeExcite``."""
+    shape = check_input_shape(input_shape, 3, "se_module")
+    return layers.SqueezeExcite(
+        shape[-1], se_ratio=se_ratio, divisor=divisor, limit_round_down=limit_round_down,
+        activation=activation, use_bias=use_bias, use_conv=use_conv, name=name,
+    )  # fmt: skip
+
+
+def drop_block(input_shape, drop_rate=0, name=None) -> layers.DropBlock:
+    """kecam ``drop_block``; see ``layers.DropBlock``."""
+    check_input_shape(input_shape, (1, 2, 3, 4), "drop_block")
+    return layers.DropBlock(drop_rate, name=name)
+
+
+def anti_alias_downsample(
+    input_shape, kernel_size=3, strides=2, padding="same", trainable=False, name=None
+) -> layers.AntiAliasDownsample:
+    """kecam ``anti_alias_downsample``; ``padding`` is ignored, as in kecam (always TF SAME)."""
+    shape = check_input_shape(input_shape, 3, "anti_alias_downsample")
+    return layers.AntiAliasDownsample(
+        shape[-1], kernel_size, strides, trainable=trainable, name=name
+    )
+
+
+def mlp_block(
+    input_shape, hidden_dim, output_channel=-1, drop_rate=0, use_conv=False, use_bias=True,
+    activation="gelu", name=None,
+) -> layers.MlpBlock:  # fmt: skip
+    """kecam ``mlp_block`` (mlp_mixer); see ``layers.MlpBlock``."""
+    shape = check_input_shape(input_shape, 3 if use_conv else (1, 2, 3), "mlp_block")
+    return layers.MlpBlock(
+        shape[-1], hidden_dim, output_channel=output_channel, drop_rate=drop_rate,
+        use_conv=use_conv, use_bias=use_bias, activation=activation, name=name,
+    )  # fmt: skip
+
+
+def ChannelAffine(  # noqa: N802 - kecam's class name
+    use_bias=True, weight_init_value=1, axis=-1, *, input_shape, name=None
+) -> layers.ChannelAffine:
+    """kecam ``ChannelAffine`` (res_mlp): the weight is ``(C,)`` for the last axis, otherwise
+    the input shape with 1 off ``axis``, without the batch axis."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "ChannelAffine")
+    rank = len(shape) + 1
+    axes = _rank_axes(axis, rank, "ChannelAffine")
+    if axes == [rank - 1]:
+        weight_shape = (shape[-1],)
+    else:
+        weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(1, rank))
+    return layers.ChannelAffine(
+        weight_shape, use_bias=use_bias, weight_init_value=float(weight_init_value), name=name
+    )
+
+
+def BiasLayer(axis=-1, initializer="zeros", *, input_shape, name=None) -> layers.BiasLayer:  # noqa: N802
+    """kecam ``BiasLayer`` (volo): the bias is ``(C,)`` for the last axis, otherwise the input
+    shape with 1 off ``axis``, with a leading 1 for the batch axis (as kecam stores it)."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "BiasLayer")
+    rank = len(shape) + 1
+    axes = _rank_axes(axis, rank, "BiasLayer")
+    if initializer != "zeros":
+        raise ValueError(f"BiasLayer: initializer={initializer!r}: only 'zeros' is supported")
+    if axes == [rank - 1]:
+        bias_shape = (shape[-1],)
+    else:
+        bias_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(rank))
+    return layers.BiasLayer(bias_shape, name=name)
+
+
+def ClassToken(num_tokens=1, is_at_end=False, *, input_shape, name=None) -> layers.ClassToken:  # noqa: N802
+    """kecam ``ClassToken`` (volo): ``[B, N, C] -> [B, N + num_tokens, C]``."""
+    shape = check_input_shape(input_shape, 2, "ClassToken")
+    return layers.ClassToken(shape[-1], num_tokens=num_tokens, is_at_end=is_at_end, name=name)
+
+
+# --- positional embeddings ---------------------------------------------------------------------
+
+# --- patch extraction and windowing helpers (ops) ----------------------------------------------
+
+# --- global and channel attention blocks -------------------------------------------------------
+
+# --- local and windowed attention blocks -------------------------------------------------------

@@ -1,0 +1,109 @@
+"""What a module tells the weight loader: the Keras layers whose weights fill it.
+
+A module built from a kecam call keeps the kecam ``name=`` it was given and declares, in
+``keras_layers()``, the Keras layers kecam would create under that name, each with the
+Keras layer type whose conversion rule applies. ``convert`` knows modules only through
+these declarations; it never guesses a layout from a shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import mlx.nn as nn
+import numpy as np
+
+# Keras layer types with a conversion rule in ``mlx_attention.convert.rules``.
+KERAS_KINDS = (
+    "Dense",  # kernel [in, out] (+ bias) into nn.Linear
+    "Conv2D",  # kernel [kh, kw, in/g, out] (+ bias) into nn.Conv2d, or a 1x1 kernel into nn.Linear
+    "DepthwiseConv2D",  # depthwise_kernel [kh, kw, C, M] (+ bias) into nn.Conv2d(groups=C)
+    "BatchNormalization",  # gamma, beta, moving_mean, moving_variance into nn.BatchNorm
+    "LayerNormalization",  # gamma (+ beta) into nn.LayerNorm
+    "GroupNormalization",  # gamma, beta into nn.GroupNorm
+    "PReLU",  # alpha [1, 1, C] into nn.PReLU
+    "Weights",  # kecam's own layers: variables stored as used, in `weights` order
+    "Constant",  # stored variables fixed by construction: checked, never loaded
+)
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    """One Keras layer of a kecam weight file and the MLX module its weights fill.
+
+    Args:
+        name: the Keras layer name, as kecam builds it from the module's ``name=``.
+        kind: the Keras layer type, one of ``KERAS_KINDS``.
+        module: the module that holds the parameters (``None`` for ``"Constant"``).
+        weights: for ``"Weights"``, the module's parameter names in the order of the layer's
+            ``weight_names``; for ``"Constant"``, the arrays kecam stores.
+        transform: applied to the file's arrays (in ``weight_names`` order) before the rule,
+            for a layout that an older kecam version stored differently.
+    """
+
+    name: str
+    kind: str
+    module: nn.Module | None = None
+    weights: tuple = ()
+    transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = field(
+        default=None, compare=False
+    )
+
+    def __post_init__(self):
+        if self.kind not in KERAS_KINDS:
+            raise ValueError(
+                f"unknown Keras layer kind {self.kind!r}; expected one of {KERAS_KINDS}"
+            )
+
+
+@dataclass(frozen=True)
+class KerasLayouts:
+    """Alternative sets of Keras layers for the same parameters (kecam 1.4.3 first, then 1.3.1).
+
+    The loader uses the first layout whose layers are all in the file.
+    """
+
+    layouts: tuple[tuple[KerasLayer, ...], ...]
+    labels: tuple[str, ...] = ()
+
+
+class KerasModule(nn.Module):
+    """Base of every module that kecam builds under a ``name=``.
+
+    Args:
+        name: kecam's ``name=``: for a block, the prefix of the Keras layers it creates; for a
+            layer class, the Keras layer's own name. ``None`` loads only with an explicit
+            ``prefix=`` in ``convert.load_keras_weights``.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        # Modules start in inference mode: once the most-derived __init__ has built every
+        # sub-module, switch them all to eval (``module.train()`` turns dropout back on).
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def init_then_eval(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            if type(self).__init__ is init_then_eval:
+                self.eval()
+
+        cls.__init__ = init_then_eval
+
+    def __init__(self, name: str | None = None):
+        super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a string or None, got {name!r}")
+        self.name = name
+
+    def sub(self, suffix: str) -> str:
+        """The Keras name kecam gives a sub-layer: ``name + suffix``."""
+        return (self.name or "") + suffix
+
+    def keras_layers(self) -> Sequence[KerasLayer | KerasLayouts]:
+        """The Keras layers whose weights live directly in this module (not in sub-blocks)."""
+        return ()

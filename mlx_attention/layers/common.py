@@ -1,0 +1,647 @@
+"""kecam's common building blocks (``common_layers``, ``res_mlp``, ``mlp_mixer``, ``volo``).
+
+Every module is channels-last and computes what the kecam block of the same role computes in
+inference; ``module.train()`` switches drop paths on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .base import KerasLayer, KerasModule
+from .utils import make_divisible, to_2tuple
+
+
+def _hard_swish(x):
+    return x * mx.minimum(mx.maximum(x + 3, 0), 6) / 6
+
+
+def _gelu_linear(x):
+    erf = mx.maximum(mx.abs(x) * -0.7071 + 1.769, 0)
+    erf = erf**2 * -0.1444 + 0.5
+    return x * (erf * mx.sign(x) + 0.5)
+
+
+def _leaky_relu(alpha: float) -> Callable[[mx.array], mx.array]:
+    return lambda x: mx.where(x >= 0, x, alpha * x)
+
+
+# Names that activation_by_name resolves by value, lower-cased as kecam 1.4.3 compares them.
+_KECAM_ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
+    "hard_swish": _hard_swish,
+    "leaky_relu": _leaky_relu(0.3),  # keras.layers.LeakyReLU's default alpha
+    "mish": lambda x: x * mx.tanh(nn.softplus(x)),
+    "phish": lambda x: x * mx.tanh(nn.gelu(x)),
+    "hard_sigmoid_torch": lambda x: mx.clip(x / 6 + 0.5, 0, 1),
+    "squaredrelu": lambda x: mx.square(nn.relu(x)),
+    "squared_relu": lambda x: mx.square(nn.relu(x)),
+}
+
+# Names kecam hands to keras.layers.Activation unchanged (case-sensitive), as tf-keras defines them.
+_KERAS_ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
+    "relu": nn.relu,
+    "relu6": nn.relu6,
+    "swish": nn.silu,
+    "silu": nn.silu,
+    "gelu": nn.gelu,  # the exact erf form
+    "sigmoid": mx.sigmoid,
+    "tanh": mx.tanh,
+    "hard_sigmoid": lambda x: mx.clip(0.2 * x + 0.5, 0, 1),
+    "elu": nn.elu,
+    "selu": nn.selu,
+    "softplus": nn.softplus,
+    "softsign": nn.softsign,
+    "exponential": mx.exp,
+    "linear": lambda x: x,
+    "softmax": lambda x: mx.softmax(x, axis=-1),
+    "log_softmax": nn.log_softmax,
+}
+
+# Prefixes kecam matches with startswith (after lower-casing).
+_KECAM_PREFIXES: dict[str, Callable[[mx.array], mx.array]] = {
+    "gelu/app": nn.gelu_approx,
+    "gelu/linear": _gelu_linear,
+    "gelu/quick": nn.gelu_fast_approx,
+}
+
+
+def _float32_statistics(norm: Callable[[mx.array], mx.array]) -> Callable[[mx.array], mx.array]:
+    """Run a normalisation in float32 for half-precision inputs (DESIGN.md: stats in float32)."""
+
+    def run(x: mx.array) -> mx.array:
+        if x.dtype in (mx.float16, mx.bfloat16):
+            return norm(x.astype(mx.float32)).astype(x.dtype)
+        return norm(x)
+
+    return run
+
+
+class Activation(KerasModule):
+    """kecam's ``activation_by_name``: every activation name kecam 1.4.3 accepts.
+
+    Names kecam special-cases are matched lower-cased (``hard_swish``, ``leaky_relu`` with
+    alpha 0.3, ``leaky_relu/<alpha>``, ``mish``, ``phish``, ``prelu``, ``gelu/app...`` (tanh
+    form), ``gelu/linear``, ``gelu/quick``, ``hard_sigmoid_torch``, ``squared_relu``,
+    ``star_relu``); every other name is a tf-keras activation, case-sensitive, where ``gelu``
+    is the exact erf form and ``hard_sigmoid`` is ``clip(0.2 x + 0.5, 0, 1)``.
+
+    Args:
+        activation: the kecam activation name; ``None`` is the identity.
+        dims: channels, needed by ``prelu`` (a per-channel slope).
+        name: kecam's ``name=``; the Keras layer is ``name + activation``.
+
+    Shape:
+        ``[B, ..., C] -> [B, ..., C]``
+    """
+
+    def __init__(self, activation: str | None = "relu", *, dims: int | None = None, name=None):
+        super().__init__(name)
+        self.activation = activation
+        self._fn: Callable[[mx.array], mx.array] | None = None
+        if activation is None:
+            self._fn = lambda x: x
+            return
+        if not isinstance(activation, str):
+            raise ValueError(f"activation must be a name or None, got {activation!r}")
+        lower = activation.lower()
+        if lower == "prelu":
+            if dims is None:
+                raise ValueError("activation='prelu' needs dims (the channel count)")
+            self.prelu = nn.PReLU(dims, init=0.25)
+            self._fn = self.prelu
+        elif lower in ("starrelu", "star_relu"):
+            self.gain = mx.array(1.0)
+            self.bias = mx.array(0.0)
+            self._fn = lambda x: mx.square(nn.relu(x)) * self.gain + self.bias
+        elif lower.startswith("leaky_relu/"):
+            try:
+                self._fn = _leaky_relu(float(lower.split("/")[-1]))
+            except ValueError:
+                raise ValueError(f"activation={activation!r}: the alpha is not a number") from None
+        elif lower in _KECAM_ACTIVATIONS:
+            self._fn = _KECAM_ACTIVATIONS[lower]
+        else:
+            prefix = next((p for p in _KECAM_PREFIXES if lower.startswith(p)), None)
+            self._fn = _KECAM_PREFIXES[prefix] if prefix else _KERAS_ACTIVATIONS.get(activation)
+        if self._fn is None:
+            known = sorted({*_KECAM_ACTIVATIONS, *_KERAS_ACTIVATIONS, *_KECAM_PREFIXES})
+            raise ValueError(
+                f"activation={activation!r} is not one kecam accepts (Keras names are "
+                f"case-sensitive); known: {known}, prelu, star_relu, leaky_relu/<alpha>"
+            )
+
+    def keras_layers(self):
+        lower = (self.activation or "").lower()
+        if lower == "prelu":
+            return (KerasLayer(self.sub(self.activation), "PReLU", self.prelu),)
+        if lower in ("starrelu", "star_relu"):
+            return (KerasLayer(self.sub(self.activation), "Weights", self, ("gain", "bias")),)
+        return ()
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self._fn(x)
+
+
+def _tf_same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF "SAME": the extra row or column goes to the bottom/right."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_padding(padding, kernel: tuple[int, int], use_torch_padding: bool):
+    """kecam's padding rule: ``"same"`` means torch-style ``k // 2`` (dilation ignored) unless
+    ``use_torch_padding=False``, where it means TF SAME; an int or pair is an explicit pad."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in ("same", "valid"):
+            raise ValueError(f"padding={padding!r}: expected 'same', 'valid', an int or a pair")
+        if mode == "valid":
+            return (0, 0)
+        return (kernel[0] // 2, kernel[1] // 2) if use_torch_padding else "tf_same"
+    pads = to_2tuple(padding, "padding")
+    if min(pads) < 0:
+        raise ValueError(f"padding={padding!r} must not be negative")
+    if max(pads) == 0:
+        return (0, 0)
+    return pads if use_torch_padding else "tf_same"
+
+
+class _Conv2d(KerasModule):
+    """A kecam conv: ``"same"`` / explicit / TF-SAME padding around ``mx.conv2d``."""
+
+    def __init__(
+        self,
+        in_dims: int,
+        out_dims: int,
+        kernel_size,
+        *,
+        strides=1,
+        padding="valid",
+        use_bias: bool = False,
+        groups: int = 1,
+        dilation_rate=1,
+        use_torch_padding: bool = True,
+        name: str | None = None,
+    ):
+        super().__init__(name)
+        self.kernel_size = to_2tuple(kernel_size, "kernel_size")
+        self.strides = to_2tuple(strides, "strides")
+        self.dilation = to_2tuple(dilation_rate, "dilation_rate")
+        groups = max(1, groups)
+        for what, pair in (("kernel_size", self.kernel_size), ("strides", self.strides)):
+            if min(pair) < 1:
+                raise ValueError(f"{what}={pair} must be positive")
+        if min(self.dilation) < 1:
+            raise ValueError(f"dilation_rate={self.dilation} must be positive")
+        if max(self.strides) > 1 and max(self.dilation) > 1:
+            raise ValueError(
+                f"strides={self.strides} with dilation_rate={self.dilation}: Keras Conv2D does not "
+                "support both above 1"
+            )
+        if in_dims % groups or out_dims % groups:
+            raise ValueError(
+                f"groups={groups} must divide the input channels {in_dims} and filters {out_dims}"
+            )
+        self.padding = _conv_padding(padding, self.kernel_size, use_torch_padding)
+        self.groups = groups
+        self.conv = nn.Conv2d(
+            in_dims, out_dims, self.kernel_size, stride=self.strides, dilation=self.dilation,
+            groups=groups, bias=use_bias,
+        )  # fmt: skip
+
+    def pads(self, height: int, width: int) -> list[tuple[int, int]]:
+        """``[(top, bottom), (left, right)]`` for an input of this size."""
+        if self.padding == "tf_same":
+            return [
+                _tf_same_pads(size, k, s, d)
+                for size, k, s, d in zip(
+                    (height, width), self.kernel_size, self.strides, self.dilation
+                )
+            ]
+        return [(p, p) for p in self.padding]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        (top, bottom), (left, right) = self.pads(x.shape[1], x.shape[2])
+        if top or bottom or left or right:
+            x = mx.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)])
+        return self.conv(x)
+
+
+class Conv2dNoBias(_Conv2d):
+    """kecam's ``conv2d_no_bias``: a Conv2D with kecam's padding rule.
+
+    ``padding="same"`` pads ``k // 2`` on both sides (torch style, dilation not taken into
+    account), so an even kernel grows the output: k=2, s=2 on H=8 gives 5, as in kecam. With
+    ``use_torch_padding=False`` it is TF SAME (the extra row/column at the bottom/right). An int
+    or pair is an explicit symmetric pad.
+
+    Args:
+        in_dims: input channels.
+        filters: output channels.
+        kernel_size, strides, padding, use_bias, groups, use_torch_padding: as kecam's.
+        dilation_rate: Keras's ``dilation_rate`` (kecam's ``**kwargs``).
+        name: kecam's ``name=``; the Keras layer is ``name + "conv"``.
+
+    Shape:
+        ``[B, H, W, in_dims] -> [B, H', W', filters]``
+    """
+
+    def __init__(self, in_dims: int, filters: int, kernel_size=1, **kwargs):
+        super().__init__(in_dims, filters, kernel_size, **kwargs)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("conv"), "Conv2D", self.conv),)
+
+
+class DepthwiseConv2dNoBias(_Conv2d):
+    """kecam's ``depthwise_conv2d_no_bias``: a DepthwiseConv2D with kecam's padding rule.
+
+    Args:
+        dims: input channels.
+        kernel_size, strides, padding, use_bias, use_torch_padding: as kecam's.
+        depth_multiplier: Keras's ``depth_multiplier``; the output has ``dims * depth_multiplier``
+            channels, channel ``c * M + m`` from input channel ``c``.
+        dilation_rate: Keras's ``dilation_rate``.
+        name: kecam's ``name=``; the Keras layer is ``name + "dw_conv"``.
+
+    Shape:
+        ``[B, H, W, dims] -> [B, H', W', dims * depth_multiplier]``
+    """
+
+    def __init__(self, dims: int, kernel_size, *, depth_multiplier: int = 1, **kwargs):
+        if depth_multiplier < 1:
+            raise ValueError(f"depth_multiplier={depth_multiplier} must be positive")
+        super().__init__(dims, dims * depth_multiplier, kernel_size, groups=dims, **kwargs)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("dw_conv"), "DepthwiseConv2D", self.conv),)
+
+
+class AntiAliasDownsample(KerasModule):
+    """kecam's ``anti_alias_downsample``: a fixed binomial blur with TF SAME padding, strided.
+
+    kecam ignores its ``padding`` argument and always pads TF SAME. With ``trainable=False``
+    (the default) the kernel is a constant the loader checks; with ``True`` it is a weight.
+
+    Args:
+        dims: channels.
+        kernel_size: the binomial filter size (3 gives ``[1, 2, 1] / 4`` per axis).
+        strides: the downsampling stride.
+        trainable: whether the kernel is a weight.
+        name: kecam's ``name=``; the Keras layer is ``name + "anti_alias_down"``.
+
+    Shape:
+        ``[B, H, W, C] -> [B, ceil(H / s), ceil(W / s), C]``
+    """
+
+    def __init__(
+        self, dims: int, kernel_size: int = 3, strides: int = 2, *, trainable: bool = False,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        if kernel_size < 1 or strides < 1:
+            raise ValueError(f"kernel_size={kernel_size} and strides={strides} must be positive")
+        taps = np.array(np.poly1d((0.5, 0.5)) ** (kernel_size - 1), dtype=np.float32)
+        self.keras_kernel = np.repeat((taps[:, None] * taps[None, :])[:, :, None, None], dims, 2)
+        self.kernel_size, self.strides, self.trainable = kernel_size, strides, trainable
+        kernel = mx.array(self.keras_kernel.transpose(2, 0, 1, 3))
+        if trainable:
+            self.weight = kernel
+        else:
+            self._kernel = kernel
+
+    def keras_layers(self):
+        name = self.sub("anti_alias_down")
+        if self.trainable:
+            return (KerasLayer(name, "DepthwiseConv2D", self),)
+        return (KerasLayer(name, "Constant", weights=(self.keras_kernel,)),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        pads = [_tf_same_pads(s, self.kernel_size, self.strides, 1) for s in x.shape[1:3]]
+        kernel = self.weight if self.trainable else self._kernel
+        x = mx.pad(x, [(0, 0), *pads, (0, 0)])
+        return mx.conv2d(x, kernel.astype(x.dtype), stride=self.strides, groups=x.shape[-1])
+
+
+class BatchNormActivation(KerasModule):
+    """kecam's ``batchnorm_with_activation``: BatchNormalization then (or, with ``act_first``,
+    after) ``activation_by_name``. Inference uses the moving statistics.
+
+    Args:
+        dims: channels (the last axis).
+        activation: a kecam activation name or ``None``.
+        zero_gamma: initialise gamma to zeros.
+        epsilon: kecam's default 1e-5 (models ported from TF pass 1e-3).
+        momentum: Keras momentum (MLX's is ``1 - momentum``).
+        act_first: activation before the normalisation.
+        name: kecam's ``name=``; Keras layers ``name + "bn"`` and ``name + activation``.
+
+    Shape:
+        ``[B, ..., C] -> [B, ..., C]``
+    """
+
+    def __init__(
+        self, dims: int, *, activation: str | None = None, zero_gamma: bool = False,
+        epsilon: float = 1e-5, momentum: float = 0.9, act_first: bool = False,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        if epsilon <= 0:
+            raise ValueError(f"epsilon={epsilon} must be positive")
+        self.bn = nn.BatchNorm(dims, eps=epsilon, momentum=1 - momentum)
+        if zero_gamma:
+            self.bn.weight = mx.zeros([dims])
+        self.act = Activation(activation, dims=dims, name=name)
+        self.act_first = act_first
+        self._norm = _float32_statistics(self.bn)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("bn"), "BatchNormalization", self.bn),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if self.act_first:
+            return self._norm(self.act(x))
+        return self.act(self._norm(x))
+
+
+class LayerNorm(KerasModule):
+    """kecam's ``layer_norm``: LayerNormalization over the channels (biased variance).
+
+    Args:
+        dims: channels (the last axis).
+        zero_gamma: initialise gamma to zeros.
+        epsilon: kecam's default 1e-5 (BEiT and EdgeNeXt pass 1e-6).
+        center: with ``False`` there is no beta (kecam 1.4.3).
+        name: kecam's ``name=``; the Keras layer is ``name + "ln"``.
+
+    Shape:
+        ``[B, ..., C] -> [B, ..., C]``
+    """
+
+    def __init__(
+        self, dims: int, *, zero_gamma: bool = False, epsilon: float = 1e-5, center: bool = True,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        if epsilon <= 0:
+            raise ValueError(f"epsilon={epsilon} must be positive")
+        self.ln = nn.LayerNorm(dims, eps=epsilon, bias=center)
+        if zero_gamma:
+            self.ln.weight = mx.zeros([dims])
+        self._norm = _float32_statistics(self.ln)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("ln"), "LayerNormalization", self.ln),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self._norm(x)
+
+
+class GroupNorm(KerasModule):
+    """kecam's ``group_norm``: GroupNormalization with contiguous channel groups.
+
+    Args:
+        dims: channels (the last axis).
+        groups: number of groups; must divide ``dims``.
+        epsilon: kecam's default 1e-5.
+        name: kecam's ``name=``; the Keras layer is ``name + "group_norm"``.
+
+    Shape:
+        ``[B, H, W, C] -> [B, H, W, C]``
+    """
+
+    def __init__(self, dims: int, groups: int = 32, *, epsilon: float = 1e-5, name=None):
+        super().__init__(name)
+        if groups < 1 or dims % groups:
+            raise ValueError(f"groups={groups} must divide the {dims} channels")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon={epsilon} must be positive")
+        self.gn = nn.GroupNorm(groups, dims, eps=epsilon, pytorch_compatible=True)
+        self._norm = _float32_statistics(self.gn)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("group_norm"), "GroupNormalization", self.gn),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self._norm(x)
+
+
+class SqueezeExcite(KerasModule):
+    """kecam's ``se_module``: global mean, reduce, activation, expand, gate, multiply.
+
+    Args:
+        dims: channels.
+        se_ratio, divisor, limit_round_down: the reduction is
+            ``make_divisible(dims * se_ratio, divisor, limit_round_down=limit_round_down)``.
+        activation: a name, or a pair ``(hidden, output)``; the output gate defaults to sigmoid.
+        use_bias: biases of the two projections.
+        use_conv: 1x1 Conv2D (``name + "1_conv"``) rather than Dense (``name + "1_dense"``).
+        name: kecam's ``name=``.
+
+    Shape:
+        ``[B, H, W, C] -> [B, H, W, C]``
+    """
+
+    def __init__(
+        self, dims: int, *, se_ratio: float = 0.25, divisor: int = 8,
+        limit_round_down: float = 0.9, activation: str | Sequence[str] = "relu",
+        use_bias: bool = True, use_conv: bool = True, name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        hidden_act, out_act = (
+            tuple(activation) if isinstance(activation, (list, tuple)) else (activation, "sigmoid")
+        )
+        reduction = make_divisible(dims * se_ratio, divisor, limit_round_down=limit_round_down)
+        self.use_conv = use_conv
+        self.reduce = nn.Linear(dims, reduction, bias=use_bias)
+        self.hidden_act = Activation(hidden_act, dims=reduction, name=name)
+        self.expand = nn.Linear(reduction, dims, bias=use_bias)
+        self.out_act = Activation(out_act, dims=dims, name=name)
+
+    def keras_layers(self):
+        kind, suffix = ("Conv2D", "conv") if self.use_conv else ("Dense", "dense")
+        return (
+            KerasLayer(self.sub(f"1_{suffix}"), kind, self.reduce),
+            KerasLayer(self.sub(f"2_{suffix}"), kind, self.expand),
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        se = mx.mean(x, axis=(1, 2), keepdims=True)
+        se = self.out_act(self.expand(self.hidden_act(self.reduce(se))))
+        return x * se
+
+
+class DropBlock(KerasModule):
+    """kecam's ``drop_block``: stochastic depth. Identity at inference; in training mode each
+    sample is dropped with probability ``drop_rate`` and kept samples scaled by
+    ``1 / (1 - drop_rate)``.
+
+    Shape:
+        ``[B, ...] -> [B, ...]``
+    """
+
+    def __init__(self, drop_rate: float = 0.0, *, name: str | None = None):
+        super().__init__(name)
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
+        self.drop_rate = drop_rate
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if not self.training or self.drop_rate == 0:
+            return x
+        keep = 1 - self.drop_rate
+        mask = mx.random.bernoulli(keep, [x.shape[0]] + [1] * (x.ndim - 1))
+        return x * mask.astype(x.dtype) / keep
+
+
+class ChannelAffine(KerasModule):
+    """kecam's ``ChannelAffine`` (res_mlp): ``x * weight + bias`` with a per-channel (or
+    per-axis) weight.
+
+    Args:
+        shape: the weight shape, broadcast against the input without its batch axis (kecam:
+            ``(C,)`` for the last axis; otherwise the input shape with 1 off the chosen axes).
+        use_bias: add a bias of the same shape.
+        weight_init_value: the initial weight.
+        name: the Keras layer name.
+
+    Shape:
+        ``[B, ...] -> [B, ...]``
+    """
+
+    def __init__(
+        self, shape: Sequence[int], *, use_bias: bool = True, weight_init_value: float = 1.0,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        self.weight = mx.full(tuple(shape), weight_init_value, dtype=mx.float32)
+        self.use_bias = use_bias
+        if use_bias:
+            self.bias = mx.zeros(tuple(shape))
+
+    def keras_layers(self):
+        names = ("weight", "bias") if self.use_bias else ("weight",)
+        return (KerasLayer(self.sub(""), "Weights", self, names),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return x * self.weight + self.bias if self.use_bias else x * self.weight
+
+
+class BiasLayer(KerasModule):
+    """kecam's ``BiasLayer`` (volo): ``x + bias``.
+
+    Args:
+        shape: the bias shape, broadcast against the input without its batch axis (kecam keeps a
+            leading 1 for a non-last axis: ``(1, C, 1)`` for ``axis=1`` on ``[B, C, N]``).
+        name: the Keras layer name.
+
+    Shape:
+        ``[B, ...] -> [B, ...]``
+    """
+
+    def __init__(self, shape: Sequence[int], *, name: str | None = None):
+        super().__init__(name)
+        self.bias = mx.zeros(tuple(shape))
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub(""), "Weights", self, ("bias",)),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return x + self.bias
+
+
+class ClassToken(KerasModule):
+    """kecam's ``ClassToken`` (volo): learned tokens concatenated to the sequence.
+
+    Args:
+        dims: channels.
+        num_tokens: how many tokens (kecam 1.4.3).
+        is_at_end: append rather than prepend (kecam 1.4.3).
+        name: the Keras layer name.
+
+    Shape:
+        ``[B, N, C] -> [B, N + num_tokens, C]``
+    """
+
+    def __init__(
+        self, dims: int, *, num_tokens: int = 1, is_at_end: bool = False, name: str | None = None
+    ):
+        super().__init__(name)
+        if num_tokens < 1:
+            raise ValueError(f"num_tokens={num_tokens} must be positive")
+        self.tokens = mx.zeros([1, num_tokens, dims])
+        self.is_at_end = is_at_end
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub(""), "Weights", self, ("tokens",)),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        tokens = mx.broadcast_to(self.tokens.astype(x.dtype), (x.shape[0], *self.tokens.shape[1:]))
+        return mx.concatenate([x, tokens] if self.is_at_end else [tokens, x], axis=1)
+
+
+class MlpBlock(KerasModule):
+    """kecam's ``mlp_block`` (mlp_mixer): Dense, activation, Dense (or 1x1 convs).
+
+    Args:
+        dims: input channels.
+        hidden_dim: hidden channels.
+        output_channel: output channels; ``<= 0`` keeps ``dims``.
+        drop_rate: dropout after each projection, training mode only.
+        use_conv: 1x1 Conv2D layers ``Conv_0`` / ``Conv_1`` instead of ``Dense_0`` / ``Dense_1``.
+        use_bias: projection biases.
+        activation: a kecam activation name (``"gelu"`` is the exact form).
+        name: kecam's ``name=``.
+
+    Shape:
+        ``[B, ..., dims] -> [B, ..., output_channel]``
+    """
+
+    def __init__(
+        self, dims: int, hidden_dim: int, *, output_channel: int = -1, drop_rate: float = 0.0,
+        use_conv: bool = False, use_bias: bool = True, activation: str | None = "gelu",
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        if hidden_dim < 1:
+            raise ValueError(f"hidden_dim={hidden_dim} must be positive")
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
+        out_dims = output_channel if output_channel > 0 else dims
+        self.use_conv = use_conv
+        self.fc1 = nn.Linear(dims, hidden_dim, bias=use_bias)
+        self.act = Activation(activation, dims=hidden_dim, name=name)
+        self.fc2 = nn.Linear(hidden_dim, out_dims, bias=use_bias)
+        self.dropout = nn.Dropout(drop_rate)
+
+    def keras_layers(self):
+        kind, stem = ("Conv2D", "Conv") if self.use_conv else ("Dense", "Dense")
+        return (
+            KerasLayer(self.sub(f"{stem}_0"), kind, self.fc1),
+            KerasLayer(self.sub(f"{stem}_1"), kind, self.fc2),
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
+
+
+__all__ = [
+    "Activation",
+    "AntiAliasDownsample",
+    "BatchNormActivation",
+    "BiasLayer",
+    "ChannelAffine",
+    "ClassToken",
+    "Conv2dNoBias",
+    "DepthwiseConv2dNoBias",
+    "DropBlock",
+    "GroupNorm",
+    "LayerNorm",
+    "MlpBlock",
+    "SqueezeExcite",
+]

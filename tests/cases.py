@@ -1,0 +1,129 @@
+"""The kecam parity cases: one list, read by the fixture generator and by the tests.
+
+Each case builds one kecam layer or block in a tiny Keras model (``tools/make_fixtures.py``)
+and the same thing through ``mlx_attention.attention_layers`` (the tests), with the same
+arguments. Fixtures live in ``tests/fixtures/<family>/<id>.h5`` (weights) and ``.npz``
+(``input_<i>`` and ``output_<i>``). Imports nothing heavy: no TensorFlow, no MLX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kecam call to reproduce.
+
+    Args:
+        id: unique file stem.
+        family: fixture sub-folder (``common``, ``positional``, ``global``, ``local``).
+        kecam: the name in kecam's ``attention_layers`` (and in ours).
+        input_shapes: kecam's inputs without the batch axis; several for multi-input layers.
+        kwargs: kecam's arguments (``name=`` included), given identically to ours.
+        version: the kecam version that generates the fixture ("1.4.3" or "1.3.1").
+        batch: the batch size of the fixture's inputs.
+        inputs: "normal" (standard normal) or "positive" (uniform in [0.5, 1.5]).
+        args: positional arguments after the input (kecam's order).
+    """
+
+    id: str
+    family: str
+    kecam: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    kwargs: dict = field(default_factory=dict)
+    version: str = "1.4.3"
+    batch: int = 2
+    inputs: str = "normal"
+    args: tuple = ()
+
+    @property
+    def is_class(self) -> bool:
+        return self.kecam[0].isupper()
+
+    @property
+    def weights_path(self) -> Path:
+        return FIXTURES / self.family / f"{self.id}.h5"
+
+    @property
+    def arrays_path(self) -> Path:
+        return FIXTURES / self.family / f"{self.id}.npz"
+
+
+def _case(id, family, kecam, *shapes, version="1.4.3", batch=2, inputs="normal", args=(), **kw):
+    return Case(id, family, kecam, tuple(shapes), kw, version, batch, inputs, args)
+
+
+_ACTIVATIONS = (
+    "relu", "relu6", "swish", "silu", "gelu", "sigmoid", "tanh", "hard_sigmoid", "elu", "selu",
+    "softplus", "softsign", "exponential", "linear", "softmax", "log_softmax", "hard_swish",
+    "leaky_relu", "leaky_relu/0.1", "mish", "phish", "prelu", "gelu/app", "gelu/linear",
+    "gelu/quick", "hard_sigmoid_torch", "squaredrelu", "starrelu",
+)  # fmt: skip
+
+COMMON = [
+    *(
+        _case(f"act_{a.replace('/', '_')}", "common", "activation_by_name", (5, 7, 6), activation=a, name="act_")
+        for a in _ACTIVATIONS
+    ),
+    _case("act_prelu_tokens", "common", "activation_by_name", (9, 6), activation="PReLU", name="p_"),
+    _case("bn_plain", "common", "batchnorm_with_activation", (5, 7, 6), name="bn_"),
+    _case("bn_hswish_eps", "common", "batchnorm_with_activation", (4, 4, 8), activation="hard_swish", epsilon=1e-3, name="b_"),
+    _case("bn_act_first", "common", "batchnorm_with_activation", (3, 5, 4), activation="relu", act_first=True, name="f_"),
+    _case("conv_same_s2", "common", "conv2d_no_bias", (8, 8, 4), args=(6, 3, 2, "same"), name="c_"),
+    _case("conv_same_odd", "common", "conv2d_no_bias", (7, 9, 4), args=(5, 3, 1, "SAME"), use_bias=True, name="c_"),
+    _case("conv_even_k2_s2", "common", "conv2d_no_bias", (8, 8, 4), args=(6, 2, 2, "same"), name="c_"),
+    _case("conv_even_k4_s2", "common", "conv2d_no_bias", (8, 10, 3), args=(4, 4, 2, "same"), name="c_"),
+    _case("conv_tf_same_s2", "common", "conv2d_no_bias", (8, 7, 4), args=(6, 3, 2, "same"), use_torch_padding=False, name="t_"),
+    _case("conv_tf_same_k2", "common", "conv2d_no_bias", (7, 8, 4), args=(6, 2, 2, "same"), use_torch_padding=False, name="t_"),
+    _case("conv_valid_rect", "common", "conv2d_no_bias", (9, 7, 4), args=(6, (3, 1), (2, 1)), use_bias=True, name="v_"),
+    _case("conv_groups", "common", "conv2d_no_bias", (6, 5, 4), args=(6, 3, 1, "same"), groups=2, name="g_"),
+    _case("conv_int_pad", "common", "conv2d_no_bias", (6, 5, 4), args=(6, 3, 1, (2, 1)), name="i_"),
+    _case("conv_dilated", "common", "conv2d_no_bias", (9, 8, 3), args=(4, 3, 1, "same"), dilation_rate=2, name="d_"),
+    _case("dw_same", "common", "depthwise_conv2d_no_bias", (7, 9, 6), args=(3, 1, "same"), use_bias=True, name="dw_"),
+    _case("dw_s2_even", "common", "depthwise_conv2d_no_bias", (8, 8, 4), args=(2, 2, "same"), name="dw_"),
+    _case("dw_tf_same", "common", "depthwise_conv2d_no_bias", (9, 6, 4), args=(5, 2, "same"), use_torch_padding=False, name="dw_"),
+    _case("dw_multiplier", "common", "depthwise_conv2d_no_bias", (6, 5, 3), args=(3, 1, "valid"), depth_multiplier=2, name="dw_"),
+    _case("ln_4d", "common", "layer_norm", (5, 7, 6), name="ln_"),
+    _case("ln_tokens_eps", "common", "layer_norm", (9, 8), epsilon=1e-6, name="ln_"),
+    _case("ln_no_center", "common", "layer_norm", (4, 6, 8), center=False, name="ln_"),
+    _case("gn_4", "common", "group_norm", (5, 7, 8), groups=4, name="gn_"),
+    _case("gn_1", "common", "group_norm", (3, 4, 6), groups=1, epsilon=1e-3, name="gn_"),
+    _case("se_conv", "common", "se_module", (5, 7, 16), name="se_"),
+    _case("se_dense", "common", "se_module", (4, 6, 12), se_ratio=0.5, divisor=1, use_conv=False, name="se_"),
+    _case("se_hsig", "common", "se_module", (4, 4, 8), activation=("relu", "hard_sigmoid_torch"), use_bias=False, name="se_"),
+    _case("drop_block", "common", "drop_block", (4, 5, 6), drop_rate=0.3, name="db_"),
+    _case("anti_alias_even", "common", "anti_alias_downsample", (8, 8, 4), name="aa_"),
+    _case("anti_alias_odd_k5", "common", "anti_alias_downsample", (7, 9, 3), kernel_size=5, name="aa_"),
+    _case("anti_alias_trainable", "common", "anti_alias_downsample", (6, 5, 3), trainable=True, name="aa_"),
+    _case("mlp_dense", "common", "mlp_block", (5, 7, 6), args=(12,), name="mlp_"),
+    _case("mlp_tokens_out", "common", "mlp_block", (9, 8), args=(16, 5), activation="swish", name="blk_token_mixing/"),
+    _case("mlp_conv", "common", "mlp_block", (4, 6, 6), args=(10,), use_conv=True, use_bias=False, name="mlp_"),
+    _case("channel_affine", "common", "ChannelAffine", (5, 7, 6), name="ca"),
+    _case("channel_affine_axis1", "common", "ChannelAffine", (4, 3, 3), axis=1, use_bias=False, name="ca1"),
+    _case("bias_layer", "common", "BiasLayer", (9, 8), name="bias"),
+    _case("bias_layer_axis1", "common", "BiasLayer", (4, 6), axis=1, name="bias1"),
+    _case("class_token", "common", "ClassToken", (9, 8), name="class_token"),
+    _case("class_tokens_end", "common", "ClassToken", (5, 4), num_tokens=2, is_at_end=True, name="tok"),
+]  # fmt: skip
+
+# Layers whose math is unchanged since kecam 1.3.1, checked on files 1.3.1 itself wrote.
+COMMON_131 = [
+    _case("v131_bn_conv", "common", "conv2d_no_bias", (8, 7, 4), args=(6, 3, 2, "SAME"), use_bias=True, version="1.3.1", name="c_"),
+    _case("v131_dw", "common", "depthwise_conv2d_no_bias", (7, 9, 6), args=(3, 1, "SAME"), version="1.3.1", name="dw_"),
+    _case("v131_mlp", "common", "mlp_block", (5, 7, 6), args=(12,), version="1.3.1", name="mlp_"),
+    _case("v131_anti_alias", "common", "anti_alias_downsample", (8, 8, 4), version="1.3.1", name="aa_"),
+]  # fmt: skip
+
+CASES: list[Case] = [*COMMON, *COMMON_131]
+
+
+def cases(family: str | None = None, version: str | None = None) -> list[Case]:
+    return [
+        c
+        for c in CASES
+        if (family is None or c.family == family) and (version is None or c.version == version)
+    ]

@@ -1,0 +1,38 @@
+"""Building a case's module through our kecam namespace and checking it on its fixture."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+from cases import Case
+from helpers import assert_matches
+
+from mlx_attention import attention_layers
+from mlx_attention.convert import load_keras_weights
+
+
+def build_module(case: Case):
+    target = getattr(attention_layers, case.kecam)
+    if case.is_class:
+        return target(*case.args, input_shape=case.input_shapes[0], **case.kwargs)
+    return target(case.input_shapes[0], *case.args, **case.kwargs)
+
+
+def load_arrays(case: Case) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    with np.load(case.arrays_path) as data:
+        inputs = [data[f"input_{i}"] for i in range(len(case.input_shapes))]
+        outputs = [data[k] for k in sorted(data.files) if k.startswith("output_")]
+    return inputs, outputs
+
+
+def run_case(case: Case, weights_path=None, inputs=None, expected=None) -> None:
+    """Build, load kecam's weights, run, and compare with kecam's outputs."""
+    if inputs is None:
+        inputs, expected = load_arrays(case)
+    module = build_module(case)
+    load_keras_weights(module, weights_path or case.weights_path)
+    result = module(*[mx.array(x) for x in inputs])
+    results = result if isinstance(result, (list, tuple)) else [result]
+    assert len(results) == len(expected)
+    for ours, theirs in zip(results, expected):
+        assert_matches(ours, theirs)

@@ -1,0 +1,27 @@
+"""Every case of ``cases.py`` against kecam's numbers: committed fixtures, and live when the
+``reference`` extra (TensorFlow + kecam) is installed."""
+
+from __future__ import annotations
+
+import pytest
+from cases import CASES
+from parity import run_case
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.family}/{c.id}" for c in CASES])
+def test_matches_kecam_fixture(case):
+    run_case(case)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.version == "1.4.3"], ids=lambda c: f"{c.family}/{c.id}"
+)
+def test_matches_kecam_live(case, kecam_live, tmp_path):
+    tf, kecam_layers, build = kecam_live
+    import numpy as np
+
+    model, inputs, outputs = build(case, kecam_layers, tf, np.random.default_rng(7))
+    path = tmp_path / "weights.h5"
+    model.save_weights(str(path))
+    run_case(case, path, inputs, outputs)

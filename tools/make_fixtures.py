@@ -1,0 +1,147 @@
+"""Generate the kecam parity fixtures of ``tests/cases.py`` with kecam itself.
+
+Each case is built in a tiny Keras model with every weight randomized (BatchNorm statistics
+and biases included; constants fixed by construction are left as kecam made them); the script
+saves the weights as a legacy Keras ``.h5`` and the inputs and outputs as ``.npz``.
+
+Run with the ``reference`` extra installed (kecam 1.4.3), and once more in a venv with kecam
+1.3.1 for the cases that come from 1.3.1 files (see README, "Fixtures")::
+
+    python tools/make_fixtures.py                     # every case of the installed kecam
+    python tools/make_fixtures.py --family common     # one family
+    python tools/make_fixtures.py --only conv_same_s2 bn_plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import zlib
+from importlib import metadata
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+from cases import FIXTURES, Case, cases  # noqa: E402
+
+SIGNATURES = FIXTURES / "kecam_signatures.json"
+
+
+def kecam_version() -> str:
+    for dist in ("kecam", "keras-cv-attention-models"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    raise SystemExit("kecam is not installed: pip install -e '.[reference]'")
+
+
+def import_kecam(version: str):
+    if version.startswith("1.3."):  # stand-ins for the two packages 1.3.1 imports but we lack
+        sys.path.append(str(Path(__file__).parent / "kecam131_shims"))
+    import tensorflow as tf
+    from keras_cv_attention_models import attention_layers
+
+    tf.config.set_visible_devices([], "GPU")
+    return tf, attention_layers
+
+
+def build(case: Case, attention_layers, tf, rng: np.random.Generator):
+    """The kecam model of ``case`` with randomized weights, and its inputs and outputs."""
+    keras = tf.keras
+    inputs = [keras.Input(shape) for shape in case.input_shapes]
+    target = getattr(attention_layers, case.kecam)
+    if case.is_class:
+        outputs = target(*case.args, **case.kwargs)(*inputs)
+    else:
+        first = inputs[0] if len(inputs) == 1 else inputs
+        outputs = target(first, *case.args, **case.kwargs)
+    model = keras.Model(inputs, outputs)
+    # A layer built with trainable=False keeps variables whose own flag says trainable: ask the
+    # model. Moving statistics are not trainable but are randomized too.
+    trainable = {id(w) for w in model.trainable_weights}
+    for weight in model.weights:
+        if id(weight) not in trainable and "moving_" not in weight.name:
+            continue
+        shape = tuple(weight.shape)
+        if "moving_variance" in weight.name:
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.normal(0.0, 0.5, shape)
+        weight.assign(value.astype(np.float32))
+    arrays = [
+        (
+            rng.uniform(0.5, 1.5, (case.batch, *s))
+            if case.inputs == "positive"
+            else rng.normal(size=(case.batch, *s))
+        )
+        for s in case.input_shapes
+    ]
+    arrays = [a.astype(np.float32) for a in arrays]
+    result = model(arrays if len(arrays) > 1 else arrays[0], training=False)
+    results = result if isinstance(result, (list, tuple)) else [result]
+    return model, arrays, [np.asarray(r) for r in results]
+
+
+def write(case: Case, attention_layers, tf) -> None:
+    rng = np.random.default_rng(zlib.crc32(case.id.encode()))
+    model, inputs, outputs = build(case, attention_layers, tf, rng)
+    case.weights_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(case.weights_path))
+    named = {f"input_{i}": a for i, a in enumerate(inputs)}
+    named.update({f"output_{i}": a for i, a in enumerate(outputs)})
+    np.savez_compressed(case.arrays_path, **named)
+
+
+def _signature(obj) -> list[list]:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    params = []
+    for p in inspect.signature(target).parameters.values():
+        default = None if p.default is inspect.Parameter.empty else repr(p.default)
+        params.append([p.name, p.kind.name, default])
+    return params
+
+
+def write_signatures(attention_layers, version: str) -> None:
+    """kecam's signature of every name our kecam namespace exports, for the signature test."""
+    from mlx_attention import attention_layers as ours
+
+    stored = json.loads(SIGNATURES.read_text()) if SIGNATURES.exists() else {}
+    for name in dir(ours):
+        if name.startswith("_") or not hasattr(attention_layers, name):
+            continue
+        if version.startswith("1.3.") and name in stored and stored[name]["version"] != version:
+            continue  # 1.4.3's signature wins where both versions have the name
+        stored[name] = {"version": version, "params": _signature(getattr(attention_layers, name))}
+    SIGNATURES.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--family", help="only this fixture family")
+    parser.add_argument("--only", nargs="+", help="only these case ids")
+    args = parser.parse_args()
+    version = kecam_version()
+    tf, attention_layers = import_kecam(version)
+    selected = [c for c in cases(args.family, version) if not args.only or c.id in args.only]
+    for case in selected:
+        write(case, attention_layers, tf)
+        print(f"{case.family}/{case.id}: kecam {version}")
+    if not args.only:
+        write_signatures(attention_layers, version)
+    print(f"{len(selected)} fixtures written under {FIXTURES}")
+
+
+if __name__ == "__main__":
+    main()
