@@ -1,0 +1,43 @@
+"""Pure functions on ``mx.array`` (channels-last): the reference semantics and the portable path.
+
+The gathers take ``backend=`` (``None`` reads ``MLX_ATTENTION_KERNELS``): ``"ops"`` runs the pure
+MLX code here; ``"metal"``, ``"cuda"`` and ``"emulated"`` run :mod:`mlx_attention.kernels`.
+"""
+
+from .geometry import AxisMap
+from .neighborhood import neighborhood_attention
+from .patches import (
+    extract_patches,
+    fold,
+    fold_axis_maps,
+    halo_blocks,
+    neighborhood_axis_maps,
+    neighborhood_patches,
+    unfold_axis_maps,
+)
+from .windows import (
+    SHIFTED_WINDOW_MASK_VALUE,
+    shifted_window_mask,
+    window_axis_maps,
+    window_grid,
+    window_partition,
+    window_reverse,
+)
+
+__all__ = [
+    "SHIFTED_WINDOW_MASK_VALUE",
+    "AxisMap",
+    "extract_patches",
+    "fold",
+    "fold_axis_maps",
+    "halo_blocks",
+    "neighborhood_attention",
+    "neighborhood_axis_maps",
+    "neighborhood_patches",
+    "shifted_window_mask",
+    "unfold_axis_maps",
+    "window_axis_maps",
+    "window_grid",
+    "window_partition",
+    "window_reverse",
+]
