@@ -189,6 +189,174 @@ def ClassToken(num_tokens=1, is_at_end=False, *, input_shape, name=None) -> laye
 
 # --- patch extraction and windowing helpers (ops) ----------------------------------------------
 
+import mlx.core as _mx  # noqa: E402 - kept inside this section
+from mlx import nn as _nn  # noqa: E402
+
+from . import ops as _ops  # noqa: E402
+
+
+class OpModule(_nn.Module):
+    """A weightless module applying one ``ops`` function (kecam helpers that are not layers).
+
+    Shape:
+        that of the wrapped function; ``describe`` says which.
+    """
+
+    def __init__(self, fn, describe: str):
+        super().__init__()
+        self._fn, self.describe = fn, describe
+
+    def __call__(self, *inputs):
+        return self._fn(*inputs)
+
+
+def _window_shape(input_shape, window_height, window_width, what):
+    height, width, _ = check_input_shape(input_shape, 3, what)
+    window_width = window_width if window_width > 0 else window_height
+    if window_height < 1 or height % window_height or width % window_width:
+        raise ValueError(
+            f"{what}: a {height}x{width} map is not a multiple of window "
+            f"({window_height}, {window_width}); pad it first (pad_to_divisible_by_window_size)"
+        )
+    return height, width, window_width
+
+
+def window_partition(input_shape, window_height, window_width=-1) -> OpModule:
+    """kecam ``window_partition``: ``[B, ph*wh, pw*ww, C] -> [B*ph*pw, wh, ww, C]``."""
+    _, _, window_width = _window_shape(input_shape, window_height, window_width, "window_partition")
+    window = (window_height, window_width)
+    return OpModule(lambda x: _ops.window_partition(x, window), f"window_partition {window}")
+
+
+def window_reverse(input_shape, patch_height, patch_width, window_height, window_width) -> OpModule:
+    """kecam ``window_reverse``: ``[B*ph*pw, wh, ww, C] -> [B, ph*wh, pw*ww, C]``."""
+    check_input_shape(input_shape, 3, "window_reverse")
+    patch_width = patch_width if patch_width > 0 else patch_height
+    size, window = (patch_height * window_height, patch_width * window_width), (
+        window_height, window_width,
+    )  # fmt: skip
+    if tuple(input_shape[:2]) != window:
+        raise ValueError(f"window_reverse: input_shape {tuple(input_shape)} is not window {window}")
+    return OpModule(lambda x: _ops.window_reverse(x, size, window), f"window_reverse {size}")
+
+
+def pad_to_divisible_by_window_size(input_shape, window_size) -> OpModule:
+    """kecam ``pad_to_divisible_by_window_size``; the call returns ``(x, wh, ww, pad_h, pad_w)``.
+
+    The window is clamped to the map (``wh = min(wh, H)``), then bottom/right zero padding.
+    """
+    height, width, _ = check_input_shape(input_shape, 3, "pad_to_divisible_by_window_size")
+    wh, ww = _ops.geometry.to_pair(window_size, "window_size")
+    wh, ww = min(wh, height), min(ww, width)
+    grid_h, grid_w = _ops.window_grid((height, width), (wh, ww))
+    pad_h, pad_w = grid_h * wh - height, grid_w * ww - width
+
+    def pad(x):
+        return _mx.pad(x, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)]), wh, ww, pad_h, pad_w
+
+    return OpModule(pad, f"pad bottom/right by ({pad_h}, {pad_w})")
+
+
+def reverse_padded_for_window_size(input_shape, padding_height, padding_width) -> OpModule:
+    """kecam ``reverse_padded_for_window_size``: crop ``padding_*`` rows/columns bottom/right."""
+    height, width, _ = check_input_shape(input_shape, 3, "reverse_padded_for_window_size")
+    if not (0 <= padding_height < height and 0 <= padding_width < width):
+        raise ValueError(
+            f"padding ({padding_height}, {padding_width}) must be < the map ({height}, {width})"
+        )
+    keep = (height - padding_height, width - padding_width)
+    return OpModule(lambda x: x[:, : keep[0], : keep[1]], f"crop to {keep}")
+
+
+def CompatibleExtractPatches(  # noqa: N802 - kecam's class name
+    sizes=3, strides=2, rates=1, padding="same", compressed=True, force_conv=False, *, input_shape
+) -> OpModule:
+    """kecam ``CompatibleExtractPatches``: ``padding="same"`` pads ``k // 2`` (not TF SAME).
+
+    ``force_conv`` changes only how kecam computes it (a frozen identity conv); same values here.
+
+    Shape:
+        ``[B, H, W, C] -> [B, oh, ow, k*k*C]`` (``compressed``) or ``[B, oh, ow, k, k, C]``.
+    """
+    check_input_shape(input_shape, 3, "CompatibleExtractPatches")
+    kernel = _ops.geometry.to_pair(sizes, "sizes")[0]
+    stride = _ops.geometry.to_pair(strides, "strides")[0]
+    rates = _ops.geometry.to_pair(rates, "rates")
+    pad = kernel // 2 if padding.lower() == "same" else 0
+    _ops.unfold_axis_maps(input_shape[:2], kernel, stride, rates, pad)  # validates the sizes
+
+    def unfold(x):
+        out = _ops.extract_patches(x, kernel, stride=stride, dilation=rates, padding=pad)
+        return out.reshape(*out.shape[:3], -1) if compressed else out
+
+    return OpModule(unfold, f"unfold k={kernel} s={stride} d={rates} pad={pad}")
+
+
+def fold_by_conv2d_transpose(
+    input_shape,
+    output_shape=None,
+    kernel_size=3,
+    strides=2,
+    dilation_rate=1,
+    padding="same",
+    compressed="auto",
+    name=None,
+) -> OpModule:
+    """kecam ``fold_by_conv2d_transpose`` (sum of overlaps); ``input_shape`` is the patches'.
+
+    As in kecam, any truthy ``padding`` (``"valid"`` too) means ``pad = k // 2``, and Keras'
+    rule ``pad < strides`` (its output_padding) is enforced. ``name`` is kept for the loader
+    (kecam stores a constant ``fold_convtrans`` identity kernel).
+
+    Shape:
+        ``[B, oh, ow, k*k*C]`` or ``[B, oh, ow, k, k, C] -> [B, H, W, C]``.
+    """
+    shape = check_input_shape(input_shape, (3, 5), "fold_by_conv2d_transpose")
+    pad = kernel_size // 2 if padding else 0
+    if pad >= strides:
+        raise ValueError(
+            f"fold_by_conv2d_transpose: kernel_size {kernel_size} gives padding {pad}, which must "
+            f"be < strides {strides} (Keras: 'Strides must be greater than output padding')"
+        )
+    compressed = len(shape) == 3 if compressed == "auto" else compressed
+    grid_h, grid_w = shape[:2]
+    channels = shape[-1] // (kernel_size * kernel_size) if compressed else shape[-1]
+    canvas = [(g - 1) * strides + dilation_rate * (kernel_size - 1) + 1 for g in (grid_h, grid_w)]
+    size = tuple(output_shape[:2]) if output_shape is not None else tuple(c - pad for c in canvas)
+
+    def fold(patches):
+        patches = patches.reshape(-1, grid_h, grid_w, kernel_size, kernel_size, channels)
+        return _ops.fold(patches, size, stride=strides, dilation=dilation_rate, padding=pad)
+
+    module = OpModule(fold, f"fold to {size}")
+    module.name = name
+    return module
+
+
+def WindowAttentionMask(  # noqa: N802 - kecam's class name
+    height, width, window_height, window_width, shift_height=0, shift_width=0, *, input_shape
+) -> OpModule:
+    """kecam ``WindowAttentionMask``: adds ``-100`` between tokens of different shifted regions.
+
+    Shape:
+        scores ``[B * nW, heads, N, N] -> [B * nW, heads, N, N]``, ``N = wh * ww``.
+    """
+    heads, queries, keys = check_input_shape(input_shape, 3, "WindowAttentionMask")
+    window = (window_height, window_width)
+    mask = _ops.shifted_window_mask((height, width), window, (shift_height, shift_width))
+    if queries != keys or queries != window_height * window_width:
+        raise ValueError(f"WindowAttentionMask: scores {tuple(input_shape)} need N = wh*ww")
+
+    def add_mask(scores):
+        blocks = mask.shape[0]
+        out = scores.reshape(-1, blocks, heads, queries, keys) + mask[None, :, None].astype(
+            scores.dtype
+        )
+        return out.reshape(scores.shape)
+
+    return OpModule(add_mask, f"shifted-window mask {mask.shape}")
+
+
 # --- global and channel attention blocks -------------------------------------------------------
 
 # --- local and windowed attention blocks -------------------------------------------------------
