@@ -78,28 +78,52 @@ def build(case: Case, attention_layers, tf, rng: np.random.Generator):
         else:
             value = rng.normal(0.0, 0.5, shape)
         weight.assign(value.astype(np.float32))
-    arrays = [
-        (
-            rng.uniform(0.5, 1.5, (case.batch, *s))
-            if case.inputs == "positive"
-            else rng.normal(size=(case.batch, *s))
-        )
-        for s in case.input_shapes
-    ]
+    draw = {
+        "normal": lambda shape: rng.normal(size=shape),
+        "positive": lambda shape: rng.uniform(0.5, 1.5, shape),
+        "ones": np.ones,
+    }[case.inputs]
+    arrays = [draw((case.batch, *shape)) for shape in case.input_shapes]
     arrays = [a.astype(np.float32) for a in arrays]
     result = model(arrays if len(arrays) > 1 else arrays[0], training=False)
     results = result if isinstance(result, (list, tuple)) else [result]
     return model, arrays, [np.asarray(r) for r in results]
 
 
-def write(case: Case, attention_layers, tf) -> None:
+def write(case: Case, attention_layers, tf, weights_path: Path, arrays_path: Path) -> None:
     rng = np.random.default_rng(zlib.crc32(case.id.encode()))
     model, inputs, outputs = build(case, attention_layers, tf, rng)
-    case.weights_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(case.weights_path))
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(weights_path))
     named = {f"input_{i}": a for i, a in enumerate(inputs)}
     named.update({f"output_{i}": a for i, a in enumerate(outputs)})
-    np.savez_compressed(case.arrays_path, **named)
+    np.savez_compressed(arrays_path, **named)
+
+
+def write_demo(attention_layers, tf) -> None:
+    """The seed's usage examples (``mlx_attention.demo.EXAMPLES``), shipped in the package."""
+    from mlx_attention.demo import DEMO_WEIGHTS, EXAMPLES
+
+    for example in EXAMPLES:
+        case = Case(
+            example.id, "demo", example.kecam, (example.input_shape,), example.kwargs,
+            batch=1, inputs=example.inputs, args=example.args,
+        )  # fmt: skip
+        weights, arrays = DEMO_WEIGHTS / f"{case.id}.h5", DEMO_WEIGHTS / f"{case.id}.npz"
+        write(case, attention_layers, tf, weights, arrays)
+        print(f"demo/{case.id}: kecam {kecam_version()}")
+
+
+def write_formats(attention_layers, tf) -> None:
+    """The other Keras file layouts the loader meets: a full ``model.save`` (kecam's release
+    format) and a Keras-3 style ``.weights.h5`` (no layer names), from the ``conv_same_s2`` case."""
+    case = next(c for c in cases("common") if c.id == "conv_same_s2")
+    model, inputs, outputs = build(case, attention_layers, tf, np.random.default_rng(0))
+    folder = FIXTURES / "formats"
+    folder.mkdir(exist_ok=True)
+    model.save(str(folder / "full_model.h5"))
+    model.save_weights(str(folder / "keras3.weights.h5"))
+    np.savez_compressed(folder / "full_model.npz", input_0=inputs[0], output_0=outputs[0])
 
 
 def _signature(obj) -> list[list]:
@@ -131,15 +155,20 @@ def main() -> None:
     )
     parser.add_argument("--family", help="only this fixture family")
     parser.add_argument("--only", nargs="+", help="only these case ids")
+    parser.add_argument("--demo", action="store_true", help="only the demo weights of the package")
     args = parser.parse_args()
     version = kecam_version()
     tf, attention_layers = import_kecam(version)
+    if args.demo:
+        return write_demo(attention_layers, tf)
     selected = [c for c in cases(args.family, version) if not args.only or c.id in args.only]
     for case in selected:
-        write(case, attention_layers, tf)
+        write(case, attention_layers, tf, case.weights_path, case.arrays_path)
         print(f"{case.family}/{case.id}: kecam {version}")
     if not args.only:
         write_signatures(attention_layers, version)
+    if not args.only and args.family in (None, "common") and version == "1.4.3":
+        write_formats(attention_layers, tf)
     print(f"{len(selected)} fixtures written under {FIXTURES}")
 
 

@@ -1,0 +1,107 @@
+"""The ``mlx-attention`` command: ``demo``, ``info``, ``inspect FILE``, ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Sequence
+
+import mlx.core as mx
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    rows = [[str(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from .demo import run_all
+
+    results = run_all()
+    for result in results:
+        example = result.example
+        print(f"{example.id}: {example.call}")
+        if result.status != "ok":
+            print(f"    {result.status}")
+            continue
+        print(
+            f"    {result.module}: {result.input_shape} -> {result.output_shape}, "
+            f"max |ours - kecam| = {result.max_diff:.3g}, {result.time_ms:.2f} ms"
+        )
+    ran = sum(r.status == "ok" for r in results)
+    print(f"{ran} of {len(results)} examples ran; {len(results) - ran} pending")
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    from . import __version__, kernels
+
+    print(f"mlx-attention {__version__}")
+    print(f"MLX {mx.__version__}, Python {platform.python_version()}, {platform.platform()}")
+    print(f"default device: {mx.default_device()}")
+    print(f"kernel selection: {kernels.ENV_VAR}={os.environ.get(kernels.ENV_VAR, 'auto')}")
+    print()
+    chosen = kernels.resolve_backend()
+    rows = [
+        (name, "yes" if ok else "no", "runs here" if name == chosen else "", reason)
+        for name, ok, reason in kernels.backend_report()
+    ]
+    print(_table(rows, ("backend", "available", "", "why")))
+    print()
+    print(_table(kernels.kernel_list(), ("kernel", "serves")))
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from .convert import read_keras_h5
+
+    stored = read_keras_h5(args.file)
+    rows = []
+    for layer in stored:
+        for name, array in zip(layer.weight_names, layer.arrays):
+            rows.append((layer.name, name, tuple(array.shape), array.dtype))
+    print(_table(rows, ("layer", "weight", "shape", "dtype")))
+    weightless = sum(not layer.arrays for layer in stored)
+    count = sum(a.size for layer in stored for a in layer.arrays)
+    print(f"{len(stored)} layers ({weightless} without weights), {count:,} values")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from . import benchmarks
+
+    return benchmarks.main(args.rest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mlx-attention", description="kecam's vision attention layers on MLX"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run the seed's usage examples on shipped kecam weights")
+    commands.add_parser("info", help="MLX, device, and which kernel back-end runs here and why")
+    inspect_parser = commands.add_parser("inspect", help="list the layers and weights of a .h5")
+    inspect_parser.add_argument("file", help="a Keras .h5 weight file")
+    bench_parser = commands.add_parser(
+        "bench", help="time each block (quick mode; --help for options)", add_help=False
+    )
+    bench_parser.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    handler = {"demo": demo, "info": info, "inspect": inspect, "bench": bench}[args.command]
+    try:
+        return handler(args)
+    except ValueError as err:  # a bad file or argument: say what, without a traceback
+        print(f"mlx-attention {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
