@@ -359,4 +359,46 @@ def WindowAttentionMask(  # noqa: N802 - kecam's class name
 
 # --- global and channel attention blocks -------------------------------------------------------
 
+
+def multi_head_self_attention(
+    input_shape, num_heads=4, key_dim=0, out_shape=None, pos_emb=None, out_weight=True,
+    qkv_bias=False, out_bias=False, attn_dropout=0, output_dropout=0, name=None,
+) -> layers.MultiHeadSelfAttention:  # fmt: skip
+    """kecam ``multi_head_self_attention`` (uniformer), ``[N, C]`` or ``[H, W, C]`` inputs;
+    ``pos_emb`` is an MLX module or callable on the scores. See
+    ``layers.MultiHeadSelfAttention``."""
+    shape = check_input_shape(input_shape, (2, 3), "multi_head_self_attention")
+    return layers.MultiHeadSelfAttention(
+        shape[-1], num_heads, key_dim=key_dim, out_dims=out_shape, out_weight=out_weight,
+        qkv_bias=qkv_bias, out_bias=out_bias, attn_dropout=attn_dropout,
+        output_dropout=output_dropout, pos_emb=pos_emb, name=name,
+    )  # fmt: skip
+
+
+def multi_head_self_attention_channel(
+    input_shape, num_heads=4, key_dim=0, out_shape=None, out_weight=True, qkv_bias=False,
+    out_bias=False, attn_dropout=0, output_dropout=0, name=None,
+) -> layers.ChannelSelfAttention:  # fmt: skip
+    """kecam ``multi_head_self_attention_channel`` (davit); see ``layers.ChannelSelfAttention``."""
+    shape = check_input_shape(input_shape, (2, 3), "multi_head_self_attention_channel")
+    return layers.ChannelSelfAttention(
+        shape[-1], num_heads, key_dim=key_dim, out_dims=out_shape, out_weight=out_weight,
+        qkv_bias=qkv_bias, out_bias=out_bias, attn_dropout=attn_dropout,
+        output_dropout=output_dropout, name=name,
+    )  # fmt: skip
+
+
+def cross_covariance_attention(
+    input_shape, num_heads=4, key_dim=0, qkv_bias=True, out_bias=True, attn_dropout=0,
+    out_dropout=0, name=None,
+) -> layers.CrossCovarianceAttention:  # fmt: skip
+    """kecam ``cross_covariance_attention`` (edgenext); ``qkv_bias`` is ignored, as in kecam
+    (the qkv projection always has a bias). See ``layers.CrossCovarianceAttention``."""
+    shape = check_input_shape(input_shape, (2, 3), "cross_covariance_attention")
+    return layers.CrossCovarianceAttention(
+        shape[-1], num_heads, key_dim=key_dim, out_bias=out_bias, attn_dropout=attn_dropout,
+        out_dropout=out_dropout, name=name,
+    )  # fmt: skip
+
+
 # --- local and windowed attention blocks -------------------------------------------------------

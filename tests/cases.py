@@ -118,7 +118,23 @@ COMMON_131 = [
     _case("v131_anti_alias", "common", "anti_alias_downsample", (8, 8, 4), version="1.3.1", name="aa_"),
 ]  # fmt: skip
 
-CASES: list[Case] = [*COMMON, *COMMON_131]
+# The global and channel attention blocks (issue 6).
+GLOBAL = [
+    _case("mhsa_square_bias", "global", "multi_head_self_attention", (4, 4, 16), num_heads=2, qkv_bias=True, out_bias=True, name="mhsa_"),
+    _case("mhsa_rect_kd_out", "global", "multi_head_self_attention", (3, 5, 12), num_heads=3, key_dim=6, out_shape=18, name="attn_mhsa_"),
+    _case("mhsa_tokens_no_out", "global", "multi_head_self_attention", (7, 8), num_heads=4, out_weight=False, qkv_bias=True, name="m_"),
+    _case("mhsa_odd_positional", "global", "multi_head_self_attention", (5, 7, 8), args=(2, 3), out_bias=True, attn_dropout=0.1, output_dropout=0.1, name="m_"),
+    _case("channel_square_bias", "global", "multi_head_self_attention_channel", (4, 4, 16), num_heads=2, qkv_bias=True, out_bias=True, name="channel_attn_"),
+    _case("channel_c30_out", "global", "multi_head_self_attention_channel", (3, 5, 30), num_heads=4, out_shape=20, name="c_"),
+    _case("channel_tokens_no_out", "global", "multi_head_self_attention_channel", (9, 12), num_heads=3, key_dim=5, out_weight=False, name="c_"),
+    _case("channel_odd_kd", "global", "multi_head_self_attention_channel", (7, 5, 8), args=(2, 3), out_bias=True, attn_dropout=0.2, name="c_"),
+    _case("xca_square", "global", "cross_covariance_attention", (4, 4, 16), num_heads=2, name="stda_xca_"),
+    _case("xca_c30", "global", "cross_covariance_attention", (3, 5, 30), num_heads=4, name="x_"),
+    _case("xca_tokens_kd", "global", "cross_covariance_attention", (10, 12), args=(3, 6), qkv_bias=False, out_bias=False, name="x_"),
+    _case("xca_odd_one_head", "global", "cross_covariance_attention", (7, 9, 8), num_heads=1, out_dropout=0.1, name="x_"),
+]  # fmt: skip
+
+CASES: list[Case] = [*COMMON, *COMMON_131, *GLOBAL]
 
 
 def cases(family: str | None = None, version: str | None = None) -> list[Case]:

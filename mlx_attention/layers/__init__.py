@@ -1,6 +1,7 @@
 """``nn.Module`` classes, native MLX API, one file per family."""
 
 from .base import KerasLayer, KerasLayouts, KerasModule
+from .channel_attention import ChannelSelfAttention, CrossCovarianceAttention
 from .common import (
     Activation,
     AntiAliasDownsample,
@@ -16,6 +17,7 @@ from .common import (
     MlpBlock,
     SqueezeExcite,
 )
+from .mhsa import MultiHeadSelfAttention
 
 __all__ = [
     "Activation",
@@ -23,8 +25,10 @@ __all__ = [
     "BatchNormActivation",
     "BiasLayer",
     "ChannelAffine",
+    "ChannelSelfAttention",
     "ClassToken",
     "Conv2dNoBias",
+    "CrossCovarianceAttention",
     "DepthwiseConv2dNoBias",
     "DropBlock",
     "GroupNorm",
@@ -33,5 +37,6 @@ __all__ = [
     "KerasModule",
     "LayerNorm",
     "MlpBlock",
+    "MultiHeadSelfAttention",
     "SqueezeExcite",
 ]

@@ -1,0 +1,127 @@
+"""The pieces every kecam attention block shares: head layouts, argument checks and the core
+``softmax(q k^T * scale + bias) v``, fused through ``mx.fast.scaled_dot_product_attention``
+whenever nothing needs the scores themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+
+ScoresFn = Callable[[mx.array], mx.array]
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that remembers its rate, so a block can skip it (and keep the fused
+    attention kernel) when it is off."""
+
+    def __init__(self, rate: float = 0.0, *, what: str = "dropout"):
+        if not 0 <= rate < 1:
+            raise ValueError(f"{what}={rate} must be in [0, 1)")
+        super().__init__(rate)
+        self.rate = rate
+
+
+def attend(
+    query: mx.array,
+    key: mx.array,
+    value: mx.array,
+    *,
+    scale: float,
+    bias: mx.array | None = None,
+    scores_fn: ScoresFn | None = None,
+    dropout: Dropout | None = None,
+) -> mx.array:
+    """``softmax(query @ key^T * scale + bias) @ value`` over the last axis of the scores.
+
+    The fused kernel runs unless ``scores_fn`` (a kecam ``pos_emb`` callable applied to the
+    scaled scores) needs them or ``dropout`` is active (training mode). Softmax accumulates in
+    float32 on either path.
+
+    Args:
+        query: ``[B, heads, Nq, D]``.
+        key: ``[B, heads, Nk, D]``.
+        value: ``[B, heads, Nk, Dv]``.
+        scale: multiplies ``query @ key^T`` (before ``bias``).
+        bias: an additive term broadcast against the scores ``[B, heads, Nq, Nk]``.
+        scores_fn: applied to the scaled (and biased) scores before the softmax.
+        dropout: dropout on the attention probabilities (active in training mode).
+
+    Shape:
+        ``-> [B, heads, Nq, Dv]``
+    """
+    if bias is not None:
+        bias = bias.astype(query.dtype)
+    dropping = dropout is not None and dropout.training and dropout.rate > 0
+    if scores_fn is None and not dropping:
+        return mx.fast.scaled_dot_product_attention(query, key, value, scale=scale, mask=bias)
+    scores = (query @ key.swapaxes(-1, -2)) * scale
+    if bias is not None:
+        scores = scores + bias
+    if scores_fn is not None:
+        scores = scores_fn(scores)
+    probs = mx.softmax(scores, axis=-1, precise=True)
+    if dropping:
+        probs = dropout(probs)
+    return probs @ value
+
+
+def split_heads(x: mx.array, num_heads: int) -> mx.array:
+    """Head-major channels (``c = h * d + i``) into heads: ``[B, N, heads * d]`` to
+    ``[B, heads, N, d]``."""
+    batch, tokens, channels = x.shape
+    return x.reshape(batch, tokens, num_heads, channels // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: mx.array) -> mx.array:
+    """The inverse of ``split_heads``: ``[B, heads, N, d] -> [B, N, heads * d]``."""
+    batch, heads, tokens, dims = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, tokens, heads * dims)
+
+
+def head_key_dim(dims: int, num_heads: int, key_dim: int) -> int:
+    """kecam's per-head key width: ``key_dim`` if positive, else ``dims // num_heads``."""
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"num_heads={num_heads!r} must be a positive int")
+    kd = key_dim if key_dim > 0 else dims // num_heads
+    if kd < 1:
+        raise ValueError(
+            f"num_heads={num_heads} with key_dim={key_dim} on {dims} channels: the per-head key "
+            f"width {dims} // {num_heads} is 0 (kecam's projection gets 0 units)"
+        )
+    if not isinstance(kd, int):
+        raise ValueError(f"key_dim={key_dim!r} must be an int")
+    return kd
+
+
+def output_dims(dims: int, out_shape: int | None, out_weight: bool) -> int:
+    """kecam's ``out_shape``: the input channels unless an output projection gives another."""
+    out = dims if out_shape is None or not out_weight else out_shape
+    if not isinstance(out, int) or out < 1:
+        raise ValueError(f"out_shape={out_shape!r} must be a positive int or None")
+    return out
+
+
+def split_pos_emb(pos_emb) -> tuple[nn.Module | None, ScoresFn | None]:
+    """A kecam ``pos_emb``: a module (kept as a child, so its weights load) or a plain callable."""
+    if pos_emb is None:
+        return None, None
+    if isinstance(pos_emb, nn.Module):
+        return pos_emb, None
+    if callable(pos_emb):
+        return None, pos_emb
+    raise ValueError(
+        f"pos_emb must be an MLX module, a callable on the scores or None, got {pos_emb!r}"
+    )
+
+
+__all__ = [
+    "Dropout",
+    "attend",
+    "head_key_dim",
+    "merge_heads",
+    "output_dims",
+    "split_heads",
+    "split_pos_emb",
+]
