@@ -156,11 +156,14 @@ def main() -> None:
     parser.add_argument("--family", help="only this fixture family")
     parser.add_argument("--only", nargs="+", help="only these case ids")
     parser.add_argument("--demo", action="store_true", help="only the demo weights of the package")
+    parser.add_argument("--signatures", action="store_true", help="only kecam's signatures")
     args = parser.parse_args()
     version = kecam_version()
     tf, attention_layers = import_kecam(version)
     if args.demo:
         return write_demo(attention_layers, tf)
+    if args.signatures:
+        return write_signatures(attention_layers, version)
     selected = [c for c in cases(args.family, version) if not args.only or c.id in args.only]
     for case in selected:
         write(case, attention_layers, tf, case.weights_path, case.arrays_path)
