@@ -29,3 +29,19 @@ def kecam_live():
         pytest.skip(f"live parity needs kecam 1.4.3, found {version}")
     tf, attention_layers = make_fixtures.import_kecam(version)
     return tf, attention_layers, make_fixtures.build
+
+
+@pytest.fixture(params=["off", "emulated"])
+def kernels_mode(request, monkeypatch):
+    """Run a test twice: kernels off (pure ``ops``), and with ``MLX_ATTENTION_KERNELS=emulated``,
+    the g++ builds of the Metal and CUDA kernel bodies run on the CPU (tests/kernel_harness)."""
+    if request.param == "emulated":
+        from mlx_attention import kernels
+        from tests import kernel_harness
+
+        if kernel_harness.GXX is None:
+            pytest.skip("g++ not found: no kernel emulation")
+        kernel_harness.register()
+        request.addfinalizer(lambda: kernels.set_emulator(None))
+    monkeypatch.setenv("MLX_ATTENTION_KERNELS", request.param)
+    return request.param
