@@ -1,0 +1,760 @@
+"""Time and peak memory of every attention block at the shape of a real model stage.
+
+The block table (:data:`BLOCKS`) is defined here once: each row is a kecam call (name and
+arguments) at the input shape of the model stage that uses it, with its analytic FLOPs. A row whose
+kecam name is not (yet) in :mod:`mlx_attention.attention_layers` is reported as ``pending``.
+
+Protocol (perf_anchors.md): warm-up calls, then timed calls that each end in ``mx.eval`` until
+at least ``min_calls`` calls and ``min_seconds`` seconds; the figure is the median, with the
+quartiles as the spread. Peak memory is ``mx.get_peak_memory()`` over one call after
+``mx.reset_peak_memory()``, minus what was already allocated (weights and input): the memory the
+call itself needs, output included.
+
+``mlx-attention bench`` calls :func:`main` (quick mode unless ``--full``); ``bench/run.py`` in
+the repository adds the peers (kecam on TensorFlow, natten-mlx) and the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import mlx.core as mx
+
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+MODES = ("eager", "compiled")
+KERNEL_SETTINGS = ("auto", "off")
+
+
+# --- analytic FLOPs: 2 per multiply-add of the matrix products; elementwise work is ignored ----
+
+
+def _dense(tokens: int, cin: int, cout: int) -> int:
+    return 2 * tokens * cin * cout
+
+
+def _conv(pixels: int, kernel: int, cin_per_group: int, cout: int) -> int:
+    return 2 * pixels * kernel * kernel * cin_per_group * cout
+
+
+def _attention(queries: int, keys: int, heads: int, key_dim: int, value_dim: int) -> int:
+    """Scores (``q . k``) plus the weighted sum of values, for every query and key it sees."""
+    return 2 * queries * keys * heads * (key_dim + value_dim)
+
+
+def _relative_logits(queries: int, heads: int, key_dim: int, span_h: int, span_w: int) -> int:
+    """botnet/halo ``RelativePositionalEmbedding``: ``q @ r`` against both relative tables."""
+    return 2 * queries * heads * key_dim * (2 * span_h - 1 + 2 * span_w - 1)
+
+
+def _coat_crpe(pixels: int) -> int:
+    # CoaT's conv relative positional encoding at 64 channels: 16 ch 3x3, 24 ch 5x5, 24 ch 7x7.
+    return 2 * pixels * (16 * 9 + 24 * 25 + 24 * 49)
+
+
+# --- the block table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """One row: a kecam call at the input shape of a model stage.
+
+    Args:
+        key: short row name.
+        kecam: the kecam name, looked up in ``mlx_attention.attention_layers``.
+        input_shapes: the inputs without the batch axis (several for a layer kecam calls with
+            several tensors; the module is built with the first one).
+        kwargs: kecam's arguments.
+        source: the model and stage the shape comes from.
+        flops: analytic FLOPs of one batch-1 call.
+        is_class: a kecam layer class (built with ``input_shape=``) rather than a block function.
+        windows: the block runs on ``batch * windows`` inputs (a per-window core).
+        floor: the straightforward MLX port the row is compared with (perf_anchors.md), as
+            ``(kind, parameters)``; kind is ``"mhsa"``, ``"window"`` or ``"neighborhood"``.
+        kecam_module: where kecam defines the name, for the TensorFlow peer.
+    """
+
+    key: str
+    kecam: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    kwargs: dict
+    source: str
+    flops: int
+    is_class: bool = False
+    windows: int = 1
+    floor: tuple[str, dict] | None = None
+    kecam_module: str = "keras_cv_attention_models.attention_layers"
+
+    @property
+    def shape_text(self) -> str:
+        text = " + ".join("x".join(map(str, s)) for s in self.input_shapes)
+        return f"{self.windows}x({text})" if self.windows > 1 else text
+
+
+def _block(key, kecam, shape, source, flops, **options) -> Block:
+    kwargs = options.pop("kwargs", {})
+    shapes = shape if isinstance(shape[0], tuple) else (shape,)
+    return Block(key, kecam, shapes, {**kwargs, "name": "blk_"}, source, int(flops), **options)
+
+
+BLOCKS: tuple[Block, ...] = (
+    _block(
+        "nat", "neighborhood_attention", (56, 56, 64), "NAT_Tiny stage1 @224",
+        _dense(3136, 64, 192) + _attention(3136, 49, 2, 32, 32) + _dense(3136, 64, 64),
+        kwargs=dict(kernel_size=7, num_heads=2),
+        floor=("neighborhood", dict(heads=2, kernel_size=7, out_dims=64)),
+    ),
+    _block(
+        "swinv2_win", "shifted_window_attention", (64, 64, 96),
+        "SwinTransformerV2Tiny_window8 stage1 @256",
+        _dense(4096, 96, 288) + _attention(4096, 64, 3, 32, 32) + _dense(4096, 96, 96)
+        + _dense(15 * 15, 2, 512) + _dense(15 * 15, 512, 3),  # the pairwise-bias MLP
+        kwargs=dict(window_size=8, num_heads=3, shift_size=0),
+        floor=("window", dict(heads=3, window_size=8, out_dims=96)),
+    ),
+    _block(
+        "swinv2_core", "window_mhsa_with_pair_wise_positional_embedding", (8, 8, 96),
+        "SwinTransformerV2Tiny_window8 stage1 @256 (64 windows)",
+        _dense(4096, 96, 288) + _attention(4096, 64, 3, 32, 32) + _dense(4096, 96, 96)
+        + _dense(15 * 15, 2, 512) + _dense(15 * 15, 512, 3),
+        kwargs=dict(num_heads=3), windows=64,
+        floor=("mhsa", dict(heads=3, key_dim=32, value_dim=32, out_dims=96)),
+    ),
+    _block(
+        "volo_outlook", "outlook_attention", (28, 28, 192), "VOLO_d1 stage1 @224",
+        2 * _dense(784, 192, 192) + _dense(196, 192, 6 * 81) + _attention(196 * 9, 9, 6, 0, 32),
+        kwargs=dict(embed_dim=192, num_heads=6, kernel_size=3, strides=2),
+    ),
+    _block(
+        "volo_outlook_simple", "outlook_attention_simple", (28, 28, 192),
+        "VOLO_d1 stage1 @224 (outlook_simple variant)",
+        # padded to 30x30 for 3x3 windows: v on 900 pixels, attention on 10x10 windows
+        _dense(900, 192, 192) + _dense(100, 192, 6 * 81) + _attention(100 * 9, 9, 6, 0, 32)
+        + _dense(784, 192, 192),
+        kwargs=dict(embed_dim=192, num_heads=6, kernel_size=3),
+    ),
+    _block(
+        "halo", "halo_attention", (32, 32, 128), "HaloNet50T stage2 (4th block) @256",
+        _dense(1024, 128, 128) + _dense(1024, 128, 256) + _attention(1024, 196, 4, 32, 32)
+        + _relative_logits(1024, 4, 32, 14, 14),
+        kwargs=dict(num_heads=4, block_size=8, halo_size=3, out_weight=False),
+    ),
+    _block(
+        "botnet_mhsa", "mhsa_with_relative_position_embedding", (14, 14, 512),
+        "BotNet50 stage4 @224 (strides=1)",
+        _dense(196, 512, 1536) + _attention(196, 196, 4, 128, 128)
+        + _relative_logits(196, 4, 128, 14, 14),
+        kwargs=dict(num_heads=4, out_weight=False),
+        floor=("mhsa", dict(heads=4, key_dim=128, value_dim=128, out_dims=None)),
+    ),
+    _block(
+        "coatnet_mhsa", "mhsa_with_multi_head_relative_position_embedding", (14, 14, 384),
+        "CoAtNet0 stage3 @224",
+        _dense(196, 384, 1152) + _attention(196, 196, 12, 32, 32) + _dense(196, 384, 384),
+        kwargs=dict(num_heads=12, key_dim=32, out_shape=384),
+        floor=("mhsa", dict(heads=12, key_dim=32, value_dim=32, out_dims=384)),
+    ),
+    _block(
+        "levit_mhsa", "mhsa_with_multi_head_position", (14, 14, 128), "LeViT128S stage1 @224",
+        _dense(196, 128, 256) + _attention(196, 196, 4, 16, 32) + _dense(196, 128, 128),
+        kwargs=dict(num_heads=4, key_dim=16, attn_ratio=2, use_bn=True, activation="hard_swish"),
+        floor=("mhsa", dict(heads=4, key_dim=16, value_dim=32, out_dims=128)),
+    ),
+    _block(
+        "levit_strided", "mhsa_with_multi_head_position_and_strides", (14, 14, 128),
+        "LeViT128S stage1 -> 2 downsample @224",
+        _dense(49, 128, 128) + _dense(196, 128, 640) + _attention(49, 196, 8, 16, 64)
+        + _dense(49, 512, 256),
+        kwargs=dict(
+            num_heads=8, key_dim=16, output_dim=256, attn_ratio=4, strides=2,
+            activation="hard_swish",
+        ),  # fmt: skip
+    ),
+    _block(
+        "cmt_lmhsa", "light_mhsa_with_multi_head_relative_position_embedding", (40, 40, 46),
+        "CMTTiny stage1 @160",
+        _dense(1600, 46, 46) + _conv(25, 8, 1, 46) + _dense(25, 46, 92)
+        + _attention(1600, 25, 1, 46, 46) + _dense(1600, 46, 46),
+        kwargs=dict(num_heads=1, sr_ratio=8),
+    ),
+    _block(
+        "uniformer_mhsa", "multi_head_self_attention", (196, 320), "UniformerSmall64 stage3 @224",
+        _dense(196, 320, 960) + _attention(196, 196, 5, 64, 64) + _dense(196, 320, 320),
+        kwargs=dict(num_heads=5, qkv_bias=True, out_bias=True),
+        floor=("mhsa", dict(heads=5, key_dim=64, value_dim=64, out_dims=320)),
+    ),
+    _block(
+        "davit_win", "window_attention", (56, 56, 96), "DaViT_T stage1 @224",
+        _dense(3136, 96, 288) + _attention(3136, 49, 3, 32, 32) + _dense(3136, 96, 96),
+        kwargs=dict(window_size=7, num_heads=3),
+        floor=("window", dict(heads=3, window_size=7, out_dims=96)),
+    ),
+    _block(
+        "davit_chan", "multi_head_self_attention_channel", (56, 56, 96), "DaViT_T stage1 @224",
+        # channel attention: [kd, kd] scores per head, summed over the 3136 tokens
+        _dense(3136, 96, 288) + _attention(32, 32, 3, 3136, 3136) + _dense(3136, 96, 96),
+        kwargs=dict(num_heads=3, qkv_bias=True, out_bias=True),
+    ),
+    _block(
+        "edgenext_xca", "cross_covariance_attention", (1024, 96), "EdgeNeXt_Small stage2 @256",
+        _dense(1024, 96, 288) + _attention(12, 12, 8, 1024, 1024) + _dense(1024, 96, 96),
+        kwargs=dict(num_heads=8),
+    ),
+    _block(
+        "cotnet", "cot_attention", (56, 56, 64), "CotNet50 stage1 @224",
+        _conv(3136, 3, 16, 64) + _dense(3136, 128, 32) + _dense(3136, 32, 72)
+        + _dense(3136, 64, 64) + 2 * 3136 * 9 * 64  # the per-pixel 3x3 local aggregation
+        + _dense(1, 64, 32) + _dense(1, 32, 128),
+        kwargs=dict(kernel_size=3),
+    ),
+    _block(
+        "resnest_sa", "split_attention_conv2d", (56, 56, 64), "ResNest50 stage1 @224",
+        _conv(3136, 3, 32, 128) + _dense(1, 64, 32) + _dense(1, 32, 128),
+        kwargs=dict(filters=64, kernel_size=3, groups=2),
+    ),
+    _block(
+        "coat_factor_crpe", "factor_attention_conv_relative_positional_encoding", (3137, 64),
+        "CoaTLiteTiny stage1 @224",
+        _dense(3137, 64, 192) + _attention(8, 8, 8, 3137, 3137) + _coat_crpe(3136)
+        + _dense(3137, 64, 64),
+        kwargs=dict(num_heads=8), kecam_module="keras_cv_attention_models.coat.coat",
+    ),
+    # positional layers, at the stage of the model that uses them; an added bias counts one
+    # FLOP per element
+    _block(
+        "coat_cpe", "ConvPositionalEncoding", (3137, 64), "CoaTLiteTiny stage1 @224",
+        _conv(3136, 3, 1, 64), kwargs=dict(kernel_size=3), is_class=True,
+    ),
+    _block(
+        "coat_crpe", "ConvRelativePositionalEncoding", ((8, 3137, 8), (8, 3137, 8)),
+        "CoaTLiteTiny stage1 @224 (q, v)", _coat_crpe(3136) + 3136 * 64,
+        kwargs=dict(head_splits=[2, 3, 3], head_kernel_size=[3, 5, 7]), is_class=True,
+    ),
+    _block(
+        "botnet_pos", "RelativePositionalEmbedding", (4, 14, 14, 128),
+        "BotNet50 stage4 @224 (query)", _relative_logits(196, 4, 128, 14, 14), is_class=True,
+    ),
+    _block(
+        "coatnet_pos", "MultiHeadRelativePositionalEmbedding", (12, 196, 196),
+        "CoAtNet0 stage3 @224 (scores)", 12 * 196 * 196,
+        kwargs=dict(with_cls_token=False), is_class=True,
+    ),
+    _block(
+        "levit_pos", "MultiHeadPositionalEmbedding", (4, 196, 196),
+        "LeViT128S stage1 @224 (scores)", 4 * 196 * 196, is_class=True,
+    ),
+    _block(
+        "nat_pos", "MultiHeadRelativePositionalKernelBias", (3136, 2, 1, 49),
+        "NAT_Tiny stage1 @224 (scores)", 3136 * 2 * 49,
+        kwargs=dict(input_height=56), is_class=True,
+    ),
+    _block(
+        "cmt_pos", "BiasPositionalEmbedding", (1, 1600, 25),
+        "CMTTiny_torch stage1 @160 (scores)", 1600 * 25,
+        kwargs=dict(axis=[1, 2, 3], attn_height=40), is_class=True,
+    ),
+    _block(
+        "swinv2_pos", "PairWiseRelativePositionalEmbedding", (8, 8, 96),
+        "SwinTransformerV2Tiny_window8 stage1 @256 (log-spaced coordinates)", 15 * 15 * 2,
+        is_class=True,
+    ),
+    _block(
+        "volo_pos", "PositionalEmbedding", (14, 14, 384), "VOLO_d1 stage2 @224",
+        14 * 14 * 384, is_class=True,
+    ),
+    _block(
+        "edgenext_pos", "PositionalEncodingFourier", (32, 32, 96),
+        "EdgeNeXt_Small stage2 @256", _dense(1024, 64, 96) + 1024 * 96,
+        kwargs=dict(filters=32), is_class=True,
+    ),
+)  # fmt: skip
+
+
+def select_blocks(names: str | Sequence[str] | None) -> list[Block]:
+    """Rows by key or kecam name (comma-separated or a list); all rows for ``None``/``"all"``."""
+    if names is None or names == "all":
+        return list(BLOCKS)
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    by_name = {b.key: b for b in BLOCKS} | {b.kecam: b for b in BLOCKS}
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown blocks {unknown}; known: {', '.join(b.key for b in BLOCKS)}")
+    return [by_name[n] for n in wanted]
+
+
+# --- the protocol ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How long to time: ``warmup`` calls, then until ``min_calls`` and ``min_seconds``."""
+
+    warmup: int = 3
+    min_calls: int = 20
+    min_seconds: float = 1.0
+    max_calls: int = 200
+
+
+FULL = Protocol()
+# Quick mode keeps the shape of the protocol but shortens it, so every row fits in a minute.
+QUICK = Protocol(warmup=1, min_calls=5, min_seconds=0.1, max_calls=20)
+
+
+@dataclass
+class Timing:
+    """Result of :func:`measure`; times in milliseconds, memory in bytes."""
+
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+    calls: int
+    peak_bytes: int
+    times_ms: list[float] = field(repr=False, default_factory=list)
+
+    @property
+    def spread(self) -> float:
+        """Inter-quartile range over the median."""
+        return (self.q3_ms - self.q1_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+
+def measure(fn: Callable[[], object], protocol: Protocol = FULL) -> Timing:
+    """Time ``fn`` (no arguments; its result is ``mx.eval``-ed on every call).
+
+    Peak memory is taken over one call after the warm-up, relative to what is allocated before
+    it, so weights and inputs do not count.
+    """
+    for _ in range(protocol.warmup):
+        mx.eval(fn())
+    mx.synchronize()
+    mx.reset_peak_memory()
+    resident = mx.get_active_memory()
+    mx.eval(fn())
+    mx.synchronize()
+    peak = max(0, mx.get_peak_memory() - resident)
+
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < protocol.max_calls and (
+        len(times) < protocol.min_calls or time.perf_counter() - started < protocol.min_seconds
+    ):
+        t0 = time.perf_counter()
+        mx.eval(fn())
+        mx.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return Timing(statistics.median(times), q1, q3, min(times), max(times), len(times), peak, times)
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain text, no dependency)."""
+
+    def __init__(self, total: int, stream=None, width: int = 24):
+        self.total, self.done, self.width = max(total, 1), 0, width
+        self.stream = stream if stream is not None else sys.stderr
+        self.started = time.perf_counter()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        filled = round(self.width * self.done / self.total)
+        elapsed = time.perf_counter() - self.started
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
+        line += f"{elapsed:5.0f}s {label}"
+        self.stream.write("\r" + line[:110].ljust(110))
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# --- the straightforward MLX floors (perf_anchors.md) ---------------------------------------
+
+
+def _weight(rows: int, cols: int, dtype) -> mx.array:
+    return (mx.random.normal((rows, cols)) * rows**-0.5).astype(dtype)
+
+
+def _manual_attention(q, k, v, scale: float) -> mx.array:
+    scores = (q * scale) @ k.swapaxes(-1, -2)
+    return mx.softmax(scores.astype(mx.float32), axis=-1).astype(v.dtype) @ v
+
+
+def _mhsa_floor(dims: int, dtype, heads, key_dim, value_dim, out_dims, **_) -> Callable:
+    """Dense qkv, manual ``softmax(q k^T) v`` per head, optional dense output; tokens x C."""
+    w_qkv = _weight(dims, heads * (2 * key_dim + value_dim), dtype)
+    w_out = _weight(heads * value_dim, out_dims, dtype) if out_dims else None
+
+    def call(x: mx.array) -> mx.array:
+        batch, tokens = x.shape[0], math.prod(x.shape[1:-1])
+        qkv = x.reshape(batch, tokens, dims) @ w_qkv
+        q, k, v = mx.split(qkv, [heads * key_dim, 2 * heads * key_dim], axis=-1)
+        q, k = (t.reshape(batch, tokens, heads, key_dim).transpose(0, 2, 1, 3) for t in (q, k))
+        v = v.reshape(batch, tokens, heads, value_dim).transpose(0, 2, 1, 3)
+        out = _manual_attention(q, k, v, key_dim**-0.5).transpose(0, 2, 1, 3)
+        out = out.reshape(*x.shape[:-1], heads * value_dim)
+        return out @ w_out if w_out is not None else out
+
+    return call
+
+
+def _window_floor(dims: int, dtype, heads, window_size, out_dims, **_) -> Callable:
+    """Window partition (reshape/transpose), the MHSA floor per window, window reverse."""
+    per_window = _mhsa_floor(dims, dtype, heads, dims // heads, dims // heads, out_dims)
+    w = window_size
+
+    def call(x: mx.array) -> mx.array:
+        batch, height, width, _ = x.shape
+        wins = x.reshape(batch, height // w, w, width // w, w, dims).transpose(0, 1, 3, 2, 4, 5)
+        out = per_window(wins.reshape(-1, w * w, dims))
+        out = out.reshape(batch, height // w, width // w, w, w, -1).transpose(0, 1, 3, 2, 4, 5)
+        return out.reshape(batch, height, width, -1)
+
+    return call
+
+
+def _neighborhood_floor(dims: int, dtype, heads, kernel_size, out_dims, **_) -> Callable:
+    """Neighbourhood attention with the K*K neighbourhoods gathered explicitly."""
+    key_dim, k = dims // heads, kernel_size
+    w_qkv, w_out = _weight(dims, 3 * dims, dtype), _weight(dims, out_dims, dtype)
+
+    def starts(length: int) -> mx.array:
+        # window start clamped inside the image, then the k taps of each window
+        first = mx.clip(mx.arange(length) - k // 2, 0, length - k)
+        return first[:, None] + mx.arange(k)[None, :]
+
+    def call(x: mx.array) -> mx.array:
+        batch, height, width, _ = x.shape
+        q, kk, v = mx.split(x @ w_qkv, 3, axis=-1)
+        rows, cols = starts(height), starts(width)
+
+        def gather(t):  # [B, H, W, C] -> [B, H, W, heads, k*k, kd]
+            t = t[:, rows][:, :, :, cols]  # [B, H, k, W, k, C]
+            t = t.reshape(batch, height, k, width, k, heads, key_dim)
+            return t.transpose(0, 1, 3, 5, 2, 4, 6).reshape(batch, height, width, heads, k * k, -1)
+
+        q = q.reshape(batch, height, width, heads, 1, key_dim)
+        out = _manual_attention(q, gather(kk), gather(v), key_dim**-0.5)
+        return out.reshape(batch, height, width, dims) @ w_out
+
+    return call
+
+
+FLOORS = {"mhsa": _mhsa_floor, "window": _window_floor, "neighborhood": _neighborhood_floor}
+
+
+def build_floor(block: Block, dtype=mx.float32) -> Callable | None:
+    """The row's straightforward MLX port, or ``None`` where perf_anchors defines none."""
+    if block.floor is None:
+        return None
+    kind, params = block.floor
+    return FLOORS[kind](block.input_shapes[0][-1], dtype, **params)
+
+
+# --- building and running this library's blocks ---------------------------------------------
+
+
+def build_block(block: Block, dtype=mx.float32):
+    """``(module, status)``: status is ``"ok"``, ``"pending"`` (name not in the namespace yet)
+    or ``"error: ..."`` (the constructor raised)."""
+    from . import attention_layers
+
+    factory = getattr(attention_layers, block.kecam, None)
+    if factory is None:
+        return None, "pending"
+    try:
+        if block.is_class:
+            module = factory(input_shape=block.input_shapes[0], **block.kwargs)
+        else:
+            module = factory(block.input_shapes[0], **block.kwargs)
+    except Exception as exc:  # a row must not stop the run; the table says what happened
+        return None, f"error: {type(exc).__name__}: {exc}"
+    if dtype != mx.float32:
+        module.set_dtype(dtype)
+    return module, "ok"
+
+
+def make_inputs(block: Block, batch: int, dtype=mx.float32, seed: int = 0) -> list[mx.array]:
+    mx.random.seed(seed)
+    arrays = [
+        mx.random.normal((batch * block.windows, *s)).astype(dtype) for s in block.input_shapes
+    ]
+    mx.eval(arrays)
+    return arrays
+
+
+def kernel_backend(setting: str) -> str:
+    """The gather backend a block runs on under ``MLX_ATTENTION_KERNELS=setting``."""
+    try:
+        from .kernels import resolve_backend
+    except ImportError:
+        return "ops"
+    previous = os.environ.get("MLX_ATTENTION_KERNELS")
+    os.environ["MLX_ATTENTION_KERNELS"] = setting
+    try:
+        return resolve_backend()
+    except ValueError as exc:
+        return f"unavailable ({exc})"
+    finally:
+        _restore_env("MLX_ATTENTION_KERNELS", previous)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _time_callable(fn: Callable, inputs: list[mx.array], mode: str, protocol: Protocol) -> Timing:
+    call = mx.compile(fn) if mode == "compiled" else fn
+    return measure(lambda: call(*inputs), protocol)
+
+
+def _timing_fields(prefix: str, timing: Timing | None) -> dict:
+    if timing is None:
+        return {}
+    return {
+        f"{prefix}_ms": timing.median_ms,
+        f"{prefix}_q1_ms": timing.q1_ms,
+        f"{prefix}_q3_ms": timing.q3_ms,
+        f"{prefix}_calls": timing.calls,
+        f"{prefix}_peak_mb": timing.peak_bytes / 2**20,
+    }
+
+
+def run(
+    blocks: Sequence[Block],
+    batches: Sequence[int] = (1, 8),
+    dtypes: Sequence[str] = ("float32",),
+    modes: Sequence[str] = ("eager",),
+    kernels: Sequence[str] = ("auto",),
+    protocol: Protocol = FULL,
+    floors: bool = True,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Measure every combination; one record per (block, batch, dtype, mode, kernels)."""
+    records = []
+    for block in blocks:
+        for dtype_name in dtypes:
+            for setting in kernels:
+                previous = os.environ.get("MLX_ATTENTION_KERNELS")
+                os.environ["MLX_ATTENTION_KERNELS"] = setting
+                try:
+                    for record in _measure_block(
+                        block, dtype_name, batches, modes, protocol, floors
+                    ):
+                        record["kernels"] = setting
+                        records.append(record)
+                        if progress is not None:
+                            progress.step(f"{block.key} b{record['batch']} {dtype_name} "
+                                          f"{record['mode']}")  # fmt: skip
+                finally:
+                    _restore_env("MLX_ATTENTION_KERNELS", previous)
+    return records
+
+
+def _measure_block(block, dtype_name, batches, modes, protocol, floors):
+    """Records of one block at one dtype, under the current kernel setting."""
+    module, status = build_block(block, DTYPES[dtype_name])
+    floor = build_floor(block, DTYPES[dtype_name]) if floors else None
+    for batch in batches:
+        inputs = make_inputs(block, batch, DTYPES[dtype_name])
+        for mode in modes:
+            yield _measure_row(block, module, status, floor, inputs, batch, dtype_name, mode,
+                               protocol)  # fmt: skip
+
+
+def _measure_row(block, module, status, floor, inputs, batch, dtype, mode, protocol):
+    record = {
+        "block": block.key, "kecam": block.kecam, "shape": block.shape_text,
+        "source": block.source, "batch": batch, "dtype": dtype, "mode": mode,
+        "backend": kernel_backend(os.environ.get("MLX_ATTENTION_KERNELS", "auto")),
+        "mflops": block.flops * batch / 1e6, "status": status,
+    }  # fmt: skip
+    if module is not None:
+        try:
+            timing = _time_callable(module, inputs, mode, protocol)
+            record.update(_timing_fields("ours", timing), ours_spread=timing.spread)
+            record["ours_gflops"] = block.flops * batch / timing.median_ms / 1e6
+        except Exception as exc:  # report the failure in the row, keep measuring the others
+            record["status"] = f"error: {type(exc).__name__}: {exc}"
+    if floor is not None:
+        record.update(_timing_fields("floor", _time_callable(floor, inputs[:1], mode, protocol)))
+        if "ours_ms" in record:
+            record["ratio_floor"] = record["ours_ms"] / record["floor_ms"]
+    return record
+
+
+def environment() -> dict:
+    """Machine, MLX version, device, BLAS and kernel back-ends of this run."""
+    info = {
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "mlx": mx.__version__,
+        "device": str(mx.default_device()),
+        "metal": mx.metal.is_available(),
+        "cuda": mx.cuda.is_available(),
+        "blas": _blas(),
+        "kernels_env": os.environ.get("MLX_ATTENTION_KERNELS", "auto"),
+    }
+    try:
+        from .kernels import backend_report
+    except ImportError:
+        info["backends"] = "mlx_attention.kernels.backend_report() not available"
+    else:
+        info["backends"] = [list(row) for row in backend_report()]
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _blas() -> str:
+    # MLX's Linux CPU wheel links a slow reference BLAS unless OpenBLAS is preloaded.
+    if platform.system() == "Darwin":
+        return "Accelerate"
+    try:
+        with open("/proc/self/maps") as f:
+            # numpy's own libscipy_openblas has a suffixed interface that MLX does not use
+            if "/libopenblas" in f.read():
+                return "OpenBLAS (preloaded)"
+    except OSError:
+        pass
+    return "bundled with the mlx wheel"
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if value < 10**digits else f"{value:.0f}"
+
+
+def text_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Columns padded to their widest cell."""
+    cells = [list(map(str, header)), *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summary_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """The terminal table of :func:`main`: time, spread, peak memory and the floor ratio."""
+    header = ["block", "shape", "b", "dtype", "mode", "MFLOP", "ms", "IQR%", "MB", "GFLOP/s",
+              "floor ms", "x floor"]  # fmt: skip
+    rows = []
+    for r in records:
+        rows.append([
+            r["block"], r["shape"], r["batch"], r["dtype"], r["mode"], _fmt(r["mflops"]),
+            _fmt(r.get("ours_ms")) if r["status"] == "ok" else r["status"][:40],
+            _fmt(100 * r["ours_spread"], 2) if "ours_spread" in r else "–",
+            _fmt(r.get("ours_peak_mb")), _fmt(r.get("ours_gflops")),
+            _fmt(r.get("floor_ms")), _fmt(r.get("ratio_floor"), 2),
+        ])  # fmt: skip
+    return header, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mlx-attention bench``: this library's blocks, quick mode unless ``--full``."""
+    parser = argparse.ArgumentParser(
+        prog="mlx-attention bench",
+        description="Time and peak memory of every attention block at a real model-stage shape. "
+        "Quick mode by default; bench/run.py in the repository adds kecam/TensorFlow and "
+        "natten-mlx side by side, and a plot.",
+    )
+    add_arguments(parser, batches="1", modes="eager")
+    parser.add_argument("--full", action="store_true", help="the full protocol (>= 20 calls, 1 s)")
+    parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
+    args = parser.parse_args(argv)
+    if args.list:
+        print(text_table([(b.key, b.kecam, b.shape_text, b.source) for b in BLOCKS],
+                         ("block", "kecam", "input", "model stage")))  # fmt: skip
+        return 0
+    options = options_from_args(args)
+    protocol = FULL if args.full and not args.quick else QUICK
+    total = len(options["blocks"]) * math.prod(
+        len(options[k]) for k in ("batches", "dtypes", "modes", "kernels")
+    )
+    records = run(**options, protocol=protocol, progress=Progress(total))
+    env = environment()
+    print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
+          f"BLAS: {env['blas']}); protocol: {'full' if protocol is FULL else 'quick'}")  # fmt: skip
+    header, rows = summary_rows(records)
+    print(text_table(rows, header))
+    if args.json:
+        write_json(args.json, records, env, protocol)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser, batches: str, modes: str) -> None:
+    """The options :func:`main` and ``bench/run.py`` share."""
+    parser.add_argument("--blocks", default="all", help="comma-separated row keys or kecam names")
+    parser.add_argument("--batch", default=batches, help=f"batch sizes (default {batches})")
+    parser.add_argument("--dtype", default="float32", help="float32,float16,bfloat16")
+    parser.add_argument("--mode", default=modes, help=f"eager,compiled (default {modes})")
+    parser.add_argument("--kernels", default="auto", help="auto,off (MLX_ATTENTION_KERNELS)")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the straightforward MLX floor"
+    )
+    parser.add_argument("--quick", action="store_true", help="the short protocol (under a minute)")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+
+
+def options_from_args(args: argparse.Namespace) -> dict:
+    """Validated keyword arguments of :func:`run` from :func:`add_arguments`'s options."""
+
+    def choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise SystemExit(f"--{what}: {bad or text!r} not in {', '.join(allowed)}")
+        return values
+
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise SystemExit(f"--batch: {args.batch!r} is not a list of integers") from None
+    try:
+        blocks = select_blocks(args.blocks)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return {
+        "blocks": blocks,
+        "batches": batches,
+        "dtypes": choices(args.dtype, list(DTYPES), "dtype"),
+        "modes": choices(args.mode, MODES, "mode"),
+        "kernels": choices(args.kernels, KERNEL_SETTINGS, "kernels"),
+        "floors": not args.no_floor,
+    }
+
+
+def write_json(path: str, records: Sequence[dict], env: dict, protocol: Protocol, **extra) -> None:
+    """Records, environment and protocol in one JSON document."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    document = {"environment": env, "protocol": asdict(protocol), **extra, "records": records}
+    with open(path, "w") as f:
+        json.dump(document, f, indent=1)

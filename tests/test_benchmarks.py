@@ -1,0 +1,137 @@
+"""The benchmark table and protocol are well-formed; nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_attention import benchmarks
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "attention_layers_seed.md"
+
+# Names of the seed list (reference/attention_layers_seed.md), kept here so the test runs
+# without the shared folder.
+SEED_NAMES = {
+    "BiasPositionalEmbedding", "ConvPositionalEncoding", "ConvRelativePositionalEncoding",
+    "MultiHeadPositionalEmbedding", "MultiHeadRelativePositionalKernelBias",
+    "MultiHeadRelativePositionalEmbedding", "PairWiseRelativePositionalEmbedding",
+    "PositionalEmbedding", "PositionalEncodingFourier", "RelativePositionalEmbedding",
+    "cot_attention", "cross_covariance_attention", "halo_attention",
+    "light_mhsa_with_multi_head_relative_position_embedding", "mhsa_with_multi_head_position",
+    "mhsa_with_multi_head_position_and_strides",
+    "mhsa_with_multi_head_relative_position_embedding", "mhsa_with_relative_position_embedding",
+    "neighborhood_attention", "multi_head_self_attention", "multi_head_self_attention_channel",
+    "outlook_attention", "outlook_attention_simple", "shifted_window_attention",
+    "split_attention_conv2d", "window_attention",
+    "window_mhsa_with_pair_wise_positional_embedding",
+}  # fmt: skip
+
+# MFLOP at batch 1, the "analytic" column of perf_anchors.md
+ANCHOR_MFLOPS = {
+    "nat": 142.1, "swinv2_win": 403.8, "volo_outlook": 158.3, "halo": 217.6,
+    "botnet_mhsa": 397.8, "coatnet_mhsa": 290.2, "levit_mhsa": 34.0, "cmt_lmhsa": 21.3,
+    "uniformer_mhsa": 209.7, "davit_win": 290.2, "davit_chan": 269.7, "edgenext_xca": 80.2,
+    "cotnet": 127.3, "resnest_sa": 231.2, "coat_factor_crpe": 121.3, "coat_cpe": 3.6,
+}  # fmt: skip
+
+
+def test_every_seed_name_has_a_row():
+    if SEED.exists():  # the shared reference, when present, is the authority
+        text = SEED.read_text()
+        names = set(re.findall(r"^  - \*\*(\w+)\*\* from", text, flags=re.M))
+        assert names == SEED_NAMES
+    assert SEED_NAMES <= {b.kecam for b in benchmarks.BLOCKS}
+
+
+def test_rows_are_well_formed():
+    keys = [b.key for b in benchmarks.BLOCKS]
+    assert len(keys) == len(set(keys))
+    for block in benchmarks.BLOCKS:
+        assert block.flops > 0, block.key
+        assert block.source and block.input_shapes, block.key
+        assert all(d > 0 for shape in block.input_shapes for d in shape), block.key
+        assert block.floor is None or block.floor[0] in benchmarks.FLOORS, block.key
+
+
+@pytest.mark.parametrize("key", sorted(ANCHOR_MFLOPS))
+def test_flops_match_perf_anchors(key):
+    (block,) = benchmarks.select_blocks(key)
+    assert block.flops / 1e6 == pytest.approx(ANCHOR_MFLOPS[key], abs=0.06)
+
+
+def test_select_blocks_by_key_or_kecam_name():
+    rows = benchmarks.select_blocks("nat,multi_head_self_attention")
+    assert [b.key for b in rows] == ["nat", "uniformer_mhsa"]
+    with pytest.raises(ValueError, match="unknown blocks"):
+        benchmarks.select_blocks("nope")
+
+
+def test_measure_follows_the_protocol():
+    x = mx.ones((64, 64))
+    protocol = benchmarks.Protocol(warmup=1, min_calls=7, min_seconds=0.0, max_calls=50)
+    timing = benchmarks.measure(lambda: x @ x + 1, protocol)
+    assert timing.calls == 7 == len(timing.times_ms)
+    assert timing.min_ms <= timing.q1_ms <= timing.median_ms <= timing.q3_ms <= timing.max_ms
+    assert timing.peak_bytes >= 64 * 64 * 4  # at least the output
+
+
+def test_mhsa_floor_keeps_the_token_shape():
+    (block,) = benchmarks.select_blocks("uniformer_mhsa")
+    mx.random.seed(1)
+    floor = benchmarks.build_floor(block)
+    x = mx.random.normal((2, 196, 320))
+    out = np.array(floor(x))
+    assert out.shape == (2, 196, 320) and np.isfinite(out).all()
+
+
+def test_neighborhood_floor_matches_a_loop():
+    """The floor's gather: every query attends to the k x k window clamped inside the image."""
+    mx.random.seed(2)
+    heads, k, dims = 2, 3, 8
+    floor = benchmarks.FLOORS["neighborhood"](dims, mx.float32, heads, k, dims)
+    w_qkv, w_out = (np.array(a) for a in _closure_arrays(floor))
+    x = np.random.default_rng(0).normal(size=(1, 5, 4, dims)).astype(np.float32)
+    q, kk, v = np.split(x @ w_qkv, 3, axis=-1)
+    expected = np.zeros((1, 5, 4, dims), np.float32)
+    kd = dims // heads
+    for y in range(5):
+        for xx in range(4):
+            y0, x0 = min(max(y - 1, 0), 5 - k), min(max(xx - 1, 0), 4 - k)
+            for h in range(heads):
+                sl = slice(h * kd, (h + 1) * kd)
+                keys = kk[0, y0 : y0 + k, x0 : x0 + k, sl].reshape(-1, kd)
+                vals = v[0, y0 : y0 + k, x0 : x0 + k, sl].reshape(-1, kd)
+                s = keys @ q[0, y, xx, sl] / np.sqrt(kd)
+                p = np.exp(s - s.max())
+                expected[0, y, xx, sl] = (p / p.sum()) @ vals
+    np.testing.assert_allclose(np.array(floor(mx.array(x))), expected @ w_out, atol=1e-4)
+
+
+def _closure_arrays(fn):
+    cells = {
+        name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, fn.__closure__)
+    }
+    return cells["w_qkv"], cells["w_out"]
+
+
+def test_main_quick_writes_json(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    argv = ["--quick", "--blocks", "levit_pos,uniformer_mhsa", "--mode", "eager,compiled"]
+    assert benchmarks.main([*argv, "--json", str(path)]) == 0
+    document = json.loads(path.read_text())
+    assert document["environment"]["mlx"] == mx.__version__
+    records = document["records"]
+    assert [(r["block"], r["mode"]) for r in records] == [
+        ("levit_pos", "eager"), ("levit_pos", "compiled"),
+        ("uniformer_mhsa", "eager"), ("uniformer_mhsa", "compiled"),
+    ]  # fmt: skip
+    for record in records:
+        assert record["status"] == "ok" or record["status"] == "pending", record["status"]
+        assert (record["status"] == "ok") == ("ours_ms" in record)
+    assert all("floor_ms" in r for r in records if r["block"] == "uniformer_mhsa")
+    assert "uniformer_mhsa" in capsys.readouterr().out
