@@ -402,3 +402,69 @@ def cross_covariance_attention(
 
 
 # --- local and windowed attention blocks -------------------------------------------------------
+
+
+def split_attention_conv2d(
+    input_shape, filters, kernel_size=3, strides=1, downsample_first=False, groups=2,
+    activation="relu", name="",
+) -> layers.SplitAttentionConv2d:  # fmt: skip
+    """kecam ``split_attention_conv2d`` (resnest); see ``layers.SplitAttentionConv2d``.
+
+    kecam's default ``name=""`` builds duplicate Keras layer names; pass a name to load weights.
+    """
+    shape = check_input_shape(input_shape, 3, "split_attention_conv2d")
+    return layers.SplitAttentionConv2d(
+        shape[-1], filters, kernel_size=kernel_size, strides=strides,
+        downsample_first=downsample_first, groups=groups, activation=activation, name=name,
+    )  # fmt: skip
+
+
+def rsoftmax(input_shape, groups) -> layers.RSoftmax:
+    """kecam ``rsoftmax`` (resnest); see ``layers.RSoftmax``."""
+    shape = check_input_shape(input_shape, (1, 2, 3), "rsoftmax")
+    size = 1
+    for n in shape:
+        size *= n
+    if not isinstance(groups, int) or groups < 1 or size % groups:
+        raise ValueError(f"rsoftmax: groups={groups!r} must divide the {size} features")
+    return layers.RSoftmax(groups)
+
+
+def cot_attention(
+    input_shape, kernel_size=3, strides=1, downsample_first=True, activation="relu", name=None
+) -> layers.CotAttention:
+    """kecam ``cot_attention`` (cotnet); see ``layers.CotAttention``."""
+    shape = check_input_shape(input_shape, 3, "cot_attention")
+    return layers.CotAttention(
+        shape[-1], kernel_size=kernel_size, strides=strides, downsample_first=downsample_first,
+        activation=activation, name=name,
+    )  # fmt: skip
+
+
+def outlook_attention(
+    input_shape, embed_dim, num_heads=8, kernel_size=3, padding=1, strides=2, attn_dropout=0,
+    output_dropout=0, name="",
+) -> layers.OutlookAttention:  # fmt: skip
+    """kecam ``outlook_attention`` (volo, 1.4.3 scale); ``padding`` is unused, as in kecam.
+
+    Note kecam's order: ``outlook_attention(input_shape, embed_dim, num_heads)``; the seed's
+    ``outlook_attention(inputs, 4, 192)`` means ``embed_dim=4, num_heads=192`` and raises.
+    """
+    shape = check_input_shape(input_shape, 3, "outlook_attention")
+    return layers.OutlookAttention(
+        shape[-1], embed_dim, num_heads=num_heads, kernel_size=kernel_size, strides=strides,
+        attn_dropout=attn_dropout, output_dropout=output_dropout, input_size=shape[:2],
+        name=name,
+    )  # fmt: skip
+
+
+def outlook_attention_simple(
+    input_shape, embed_dim, num_heads=6, kernel_size=3, attn_dropout=0, name=""
+) -> layers.OutlookAttentionSimple:
+    """kecam ``outlook_attention_simple`` (volo, 1.4.3 scale); see
+    ``layers.OutlookAttentionSimple``."""
+    shape = check_input_shape(input_shape, 3, "outlook_attention_simple")
+    return layers.OutlookAttentionSimple(
+        shape[-1], embed_dim, num_heads=num_heads, kernel_size=kernel_size,
+        attn_dropout=attn_dropout, input_size=shape[:2], name=name,
+    )  # fmt: skip

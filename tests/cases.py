@@ -134,7 +134,26 @@ GLOBAL = [
     _case("xca_odd_one_head", "global", "cross_covariance_attention", (7, 9, 8), num_heads=1, out_dropout=0.1, name="x_"),
 ]  # fmt: skip
 
-CASES: list[Case] = [*COMMON, *COMMON_131, *GLOBAL]
+# The local and windowed attention blocks (issue 7).
+LOCAL = [
+    _case("splat_square", "local", "split_attention_conv2d", (8, 8, 16), args=(16,), name="sa_"),
+    _case("splat_s2_dsfirst", "local", "split_attention_conv2d", (7, 9, 16), args=(24,), strides=2, downsample_first=True, name="sa_"),
+    _case("splat_s2_pool_g1", "local", "split_attention_conv2d", (7, 6, 16), args=(24, 3, 2), groups=1, name="sa_"),
+    _case("splat_g3_k5_swish", "local", "split_attention_conv2d", (6, 5, 18), args=(12, 5), groups=3, activation="swish", name="sa_"),
+    _case("rsoftmax_g4", "local", "rsoftmax", (1, 1, 32), args=(4,)),
+    _case("cot_square", "local", "cot_attention", (8, 8, 32), kernel_size=3, name="cot_"),
+    _case("cot_s2_odd", "local", "cot_attention", (7, 9, 32), strides=2, name="cot_"),
+    _case("cot_s2_late_k5_swish", "local", "cot_attention", (7, 6, 16), args=(5, 2, False, "swish"), name="cot_"),
+    _case("outlook_square", "local", "outlook_attention", (8, 8, 32), args=(32,), num_heads=4, name="ol_"),
+    _case("outlook_odd_rect", "local", "outlook_attention", (7, 10, 16), args=(24, 3), name="ol_"),
+    _case("outlook_k3_s3_pad", "local", "outlook_attention", (9, 8, 16), args=(16, 2, 3, 1, 3), name="ol_"),
+    _case("outlook_k1", "local", "outlook_attention", (8, 7, 8), args=(8, 2, 1), name="ol_"),
+    _case("outlook_simple_k2", "local", "outlook_attention_simple", (8, 8, 32), args=(32,), num_heads=4, kernel_size=2, name="os_"),
+    _case("outlook_simple_pad", "local", "outlook_attention_simple", (7, 7, 16), args=(24, 3), name="os_"),
+    _case("outlook_simple_rect", "local", "outlook_attention_simple", (7, 9, 16), args=(16, 2, 2), name="os_"),
+]  # fmt: skip
+
+CASES: list[Case, *LOCAL] = [*COMMON, *COMMON_131, *GLOBAL, *LOCAL]
 
 
 def cases(family: str | None = None, version: str | None = None) -> list[Case]:

@@ -17,6 +17,13 @@ from .common import (
     MlpBlock,
     SqueezeExcite,
 )
+from .local import (
+    CotAttention,
+    OutlookAttention,
+    OutlookAttentionSimple,
+    RSoftmax,
+    SplitAttentionConv2d,
+)
 from .mhsa import MultiHeadSelfAttention
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "ChannelAffine",
     "ChannelSelfAttention",
     "ClassToken",
+    "CotAttention",
     "Conv2dNoBias",
     "CrossCovarianceAttention",
     "DepthwiseConv2dNoBias",
@@ -38,5 +46,9 @@ __all__ = [
     "LayerNorm",
     "MlpBlock",
     "MultiHeadSelfAttention",
+    "OutlookAttention",
+    "OutlookAttentionSimple",
+    "RSoftmax",
+    "SplitAttentionConv2d",
     "SqueezeExcite",
 ]

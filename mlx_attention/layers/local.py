@@ -1,0 +1,402 @@
+"""Local attention blocks: attention over a pixel's own patch, block or neighbourhood.
+
+Every patch, halo, neighbourhood, unfold and fold step runs through :mod:`mlx_attention.ops`
+(and so through the kernels where a back-end has them). All modules are channels-last and
+compute what the kecam block of the same name computes in inference.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .. import ops
+from .base import KerasLayer, KerasModule
+from .common import BatchNormActivation, Conv2dNoBias, GroupNorm
+
+
+def _check_positive(**values: int) -> None:
+    for what, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what}={value!r} must be a positive int")
+
+
+def _dropout(rate: float, what: str) -> nn.Dropout:
+    if not 0 <= rate < 1:
+        raise ValueError(f"{what}={rate} must be in [0, 1)")
+    return nn.Dropout(rate)
+
+
+def _avg_pool_3x3_s2(x: mx.array) -> mx.array:
+    # kecam: ZeroPadding2D(1) + AveragePooling2D(3, 2): the padded zeros count (always / 9).
+    return nn.AvgPool2d(3, 2, padding=1)(x)
+
+
+def _avg_pool_tf(x: mx.array, pool: int, same: bool) -> mx.array:
+    """Keras ``AveragePooling2D(pool, pool)``: VALID floors; SAME ceils, pads top/left by half
+    the total (the rest bottom/right) and leaves the padded cells out of the divisor."""
+    batch, height, width, channels = x.shape
+    if not same:
+        rows, cols = height // pool, width // pool
+        x = x[:, : rows * pool, : cols * pool]
+        return x.reshape(batch, rows, pool, cols, pool, channels).mean(axis=(2, 4))
+    rows, cols = -(-height // pool), -(-width // pool)
+    pad_h, pad_w = rows * pool - height, cols * pool - width
+    pads = [(0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)]
+    summed = mx.pad(x, pads).reshape(batch, rows, pool, cols, pool, channels).sum(axis=(2, 4))
+    ones = mx.pad(mx.ones((1, height, width, 1), x.dtype), pads)
+    count = ones.reshape(1, rows, pool, cols, pool, 1).sum(axis=(2, 4))
+    return summed / count
+
+
+class RSoftmax(KerasModule):
+    """kecam's ``rsoftmax`` (resnest): softmax across the ``groups`` (radix) splits of the
+    channels, separately for every other position; a sigmoid when ``groups == 1``.
+
+    kecam reshapes to ``[B, groups, size / groups]`` over everything but the batch, so split
+    ``r`` is the ``r``-th contiguous chunk of the flattened features.
+
+    Args:
+        groups: the radix ``R``; must divide the number of features.
+
+    Shape:
+        ``[B, ...] -> [B, ...]``
+    """
+
+    def __init__(self, groups: int, *, name: str | None = None):
+        super().__init__(name)
+        _check_positive(groups=groups)
+        self.groups = groups
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if self.groups == 1:
+            return mx.sigmoid(x)
+        split = x.reshape(x.shape[0], self.groups, -1)
+        return mx.softmax(split, axis=1, precise=True).reshape(x.shape)
+
+
+class SplitAttentionConv2d(KerasModule):
+    """ResNeSt split attention (kecam ``split_attention_conv2d``).
+
+    The input channels are split into ``groups`` (the radix) contiguous parts, each through its
+    own ``k x k`` conv; BN + activation; a squeeze-excite over the sum of the splits gives
+    per-split channel weights (``rsoftmax`` across splits), and the output is the weighted sum of
+    the splits. With ``strides > 1`` the convs are strided (``downsample_first``) or a 3x3/2
+    average pool (zeros counted) runs at the end.
+
+    Args:
+        in_dims: input channels; ``groups`` must divide them.
+        filters: output channels.
+        kernel_size: conv kernel. Default: ``3``.
+        strides: down-sampling. Default: ``1``.
+        downsample_first: stride the convs rather than pool the output. Default: ``False``.
+        groups: the radix ``R``. Default: ``2``.
+        activation: kecam activation name. Default: ``"relu"``.
+        name: kecam's ``name=`` (layers ``1_g{r}_conv``, ``1_bn``, ``2_conv``, ``2_bn``,
+            ``3_conv``; ``1_conv`` when ``groups == 1``).
+
+    Shape:
+        ``[B, H, W, in_dims] -> [B, H', W', filters]``; ``H' = H`` for ``strides == 1``, else
+        ``ceil(H / 2)`` (pool) or ``(H + 2 (k // 2) - k) // strides + 1`` (downsample_first).
+    """
+
+    def __init__(
+        self, in_dims: int, filters: int, *, kernel_size: int = 3, strides: int = 1,
+        downsample_first: bool = False, groups: int = 2, activation: str | None = "relu",
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        _check_positive(filters=filters, kernel_size=kernel_size, strides=strides, groups=groups)
+        if in_dims % groups:
+            raise ValueError(
+                f"groups={groups} must divide the {in_dims} input channels (kecam splits them)"
+            )
+        self.groups, self.filters = groups, filters
+        self.pool_output = not downsample_first and strides > 1
+        conv_strides = strides if downsample_first else 1
+        prefixes = ["1_"] if groups == 1 else [f"1_g{r + 1}_" for r in range(groups)]
+        self.convs = [
+            Conv2dNoBias(
+                in_dims // groups, filters, kernel_size, strides=conv_strides, padding="same",
+                name=self.sub(prefix),
+            )  # fmt: skip
+            for prefix in prefixes
+        ]
+        self.bn1 = BatchNormActivation(groups * filters, activation=activation, name=self.sub("1_"))
+        inter = max(in_dims * groups // 4, 32)
+        self.fc2 = Conv2dNoBias(filters, inter, 1, use_bias=True, name=self.sub("2_"))
+        self.bn2 = BatchNormActivation(inter, activation=activation, name=self.sub("2_"))
+        self.fc3 = Conv2dNoBias(inter, filters * groups, 1, use_bias=True, name=self.sub("3_"))
+        self.rsoftmax = RSoftmax(groups)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        parts = mx.split(x, self.groups, axis=-1) if self.groups > 1 else [x]
+        logits = self.bn1(mx.concatenate([conv(p) for conv, p in zip(self.convs, parts)], -1))
+        splits = logits.reshape(*logits.shape[:3], self.groups, self.filters)
+        gap = splits.sum(axis=3).mean(axis=(1, 2), keepdims=True)
+        attn = self.rsoftmax(self.fc3(self.bn2(self.fc2(gap))))
+        out = (splits * attn.reshape(attn.shape[0], 1, 1, self.groups, self.filters)).sum(axis=3)
+        return _avg_pool_3x3_s2(out) if self.pool_output else out
+
+
+class CotAttention(KerasModule):
+    """Contextual Transformer attention (kecam ``cot_attention``, CoTNet).
+
+    A grouped ``k x k`` conv gives the static key; from ``[x, key]`` two 1x1 convs and a
+    GroupNorm give, per pixel, one ``k x k`` kernel for each of ``C / 8`` channel groups (channel
+    ``c`` uses kernel ``c mod C/8``), applied to a 1x1 embedding of ``x`` over its unfolded
+    ``k x k`` patches (:func:`ops.extract_patches`, zero padding ``k // 2``). A radix-2 SE-style
+    softmax mixes that dynamic output with the key.
+
+    Args:
+        dims: input (and output) channels; a multiple of 8.
+        kernel_size: odd kernel. Default: ``3``.
+        strides: ``> 1`` adds one 3x3/2 average pool (zeros counted). Default: ``1``.
+        downsample_first: pool the input rather than the output. Default: ``True``.
+        activation: kecam activation name. Default: ``"relu"``.
+        name: kecam's ``name=``.
+
+    Shape:
+        ``[B, H, W, C] -> [B, H', W', C]``, ``H' = H`` or ``ceil(H / 2)`` when ``strides > 1``.
+    """
+
+    def __init__(
+        self, dims: int, *, kernel_size: int = 3, strides: int = 1, downsample_first: bool = True,
+        activation: str | None = "relu", name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        _check_positive(kernel_size=kernel_size, strides=strides)
+        if dims % 8:
+            raise ValueError(f"cot_attention needs channels divisible by 8 (reduction), got {dims}")
+        if kernel_size % 2 == 0:
+            raise ValueError(
+                f"kernel_size={kernel_size} must be odd: kecam's key branch grows an even kernel's "
+                "map by one pixel and the concat fails"
+            )
+        self.kernel_size = kernel_size
+        self.pool_input = downsample_first and strides > 1
+        self.pool_output = not downsample_first and strides > 1
+        groups = dims // 8
+        self.key_conv = Conv2dNoBias(
+            dims, dims, kernel_size, padding=kernel_size // 2, groups=4, name=self.sub("key_")
+        )
+        self.key_bn = BatchNormActivation(dims, activation=activation, name=self.sub("key_"))
+        self.ww1_conv = Conv2dNoBias(2 * dims, dims // 2, 1, name=self.sub("embed_ww_1_"))
+        self.ww1_bn = BatchNormActivation(
+            dims // 2, activation=activation, name=self.sub("embed_ww_1_")
+        )
+        taps = kernel_size * kernel_size
+        self.ww2_conv = Conv2dNoBias(
+            dims // 2, taps * groups, 1, use_bias=True, name=self.sub("embed_ww_2_")
+        )
+        self.ww_norm = GroupNorm(taps * groups, groups, name=self.sub("embed_ww_"))
+        self.embed1_conv = Conv2dNoBias(dims, dims, 1, name=self.sub("embed_1_"))
+        self.embed1_bn = BatchNormActivation(dims, name=self.sub("embed_1_"))
+        self.embed2_bn = BatchNormActivation(dims, activation="swish", name=self.sub("embed_2_"))
+        se_dims = max(dims * 2 // 4, 32)
+        self.se1_conv = Conv2dNoBias(dims, se_dims, 1, use_bias=True, name=self.sub("attn_se_1_"))
+        self.se_bn = BatchNormActivation(se_dims, activation=activation, name=self.sub("attn_se_"))
+        self.se2_conv = Conv2dNoBias(
+            se_dims, dims * 2, 1, use_bias=True, name=self.sub("attn_se_2_")
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if self.pool_input:
+            x = _avg_pool_3x3_s2(x)
+        batch, height, width, dims = x.shape
+        k = self.kernel_size
+        key = self.key_bn(self.key_conv(x))
+        ww = self.ww1_bn(self.ww1_conv(mx.concatenate([x, key], axis=-1)))
+        ww = self.ww_norm(self.ww2_conv(ww))  # channel g*k*k + s: tap s of group g
+        ww = ww.reshape(batch, height, width, 1, dims // 8, k * k)
+        embed = self.embed1_bn(self.embed1_conv(x))
+        patches = ops.extract_patches(embed, k, padding=k // 2)  # [B, H, W, k, k, C]
+        # channel c = r * (C/8) + g shares group g's kernel
+        patches = patches.reshape(batch, height, width, k * k, 8, dims // 8)
+        local = (patches.transpose(0, 1, 2, 4, 5, 3) * ww).sum(axis=-1)
+        local = self.embed2_bn(local.reshape(batch, height, width, dims))
+        attn = (local + key).mean(axis=(1, 2), keepdims=True)
+        attn = self.se2_conv(self.se_bn(self.se1_conv(attn)))
+        attn = mx.softmax(attn.reshape(batch, 1, 1, dims, 2), axis=-1, precise=True)
+        out = local * attn[..., 0] + key * attn[..., 1]
+        return _avg_pool_3x3_s2(out) if self.pool_output else out
+
+
+def _outlook_heads(embed_dim: int, num_heads: int) -> int:
+    _check_positive(embed_dim=embed_dim, num_heads=num_heads)
+    if embed_dim % num_heads:
+        raise ValueError(
+            f"num_heads={num_heads} must divide embed_dim={embed_dim} (kecam's reshape fails; "
+            "note kecam's order outlook_attention(inputs, embed_dim, num_heads))"
+        )
+    return embed_dim // num_heads
+
+
+class OutlookAttention(KerasModule):
+    """VOLO outlook attention (kecam ``outlook_attention``).
+
+    Every position of the ``ceil(H/s) x ceil(W/s)`` grid predicts, from the average-pooled input,
+    a ``k*k x k*k`` attention per head among the ``k x k`` values around it; the values are the
+    unfolded patches of ``x @ Wv`` (:func:`ops.extract_patches`, stride ``s``, zero padding
+    ``k // 2``) and the results are summed back onto the map (:func:`ops.fold`).
+
+    kecam rejects ``k // 2 >= strides`` (its Conv2DTranspose fold needs ``output_padding <
+    strides``: strides 1, or k=5 with strides 2) and a grid that does not match ``ceil(H/s)``
+    (even kernels on divisible maps); we raise for both. ``kernel_size=1`` works in kecam but
+    returns a smaller map (``(ceil(H/s) - 1) * s + 1``), and so does this module. kecam's
+    ``padding`` argument is unused (the pad is always ``k // 2``).
+
+    Args:
+        in_dims: input channels.
+        embed_dim: output channels ``E``.
+        num_heads: heads; must divide ``embed_dim``. Default: ``8``.
+        kernel_size: ``k``. Default: ``3``.
+        strides: ``s``. Default: ``2``.
+        attn_dropout: dropout on the attention weights (training). Default: ``0``.
+        output_dropout: dropout after the output projection (training). Default: ``0``.
+        scale: logit scale. Default: ``(E / heads) ** -0.5`` (kecam 1.4.3 and PyTorch VOLO;
+            kecam 1.3.1 multiplied by ``sqrt(E / heads)``).
+        name: kecam's ``name=`` (layers ``v``, ``attn``, ``out``; the constant
+            ``fold_convtrans`` identity kernel is checked, not loaded).
+
+    Shape:
+        ``[B, H, W, in_dims] -> [B, H, W, embed_dim]`` (smaller for ``kernel_size=1``).
+    """
+
+    def __init__(
+        self, in_dims: int, embed_dim: int, *, num_heads: int = 8, kernel_size: int = 3,
+        strides: int = 2, attn_dropout: float = 0, output_dropout: float = 0,
+        scale: float | None = None, input_size: tuple[int, int] | None = None,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        head_dim = _outlook_heads(embed_dim, num_heads)
+        _check_positive(kernel_size=kernel_size, strides=strides)
+        if kernel_size // 2 >= strides:
+            raise ValueError(
+                f"kernel_size={kernel_size} needs strides > kernel_size // 2 = {kernel_size // 2}, "
+                f"got strides={strides} (kecam's fold: output padding must be < strides)"
+            )
+        if input_size is not None:
+            grid = tuple(-(-n // strides) for n in input_size)
+            rows, cols = ops.unfold_axis_maps(input_size, kernel_size, strides, 1, kernel_size // 2)
+            if (rows.grid, cols.grid) != grid:
+                raise ValueError(
+                    f"kernel_size={kernel_size} with strides={strides} on {tuple(input_size)}: "
+                    f"the unfold gives a {rows.grid}x{cols.grid} grid, the pooled attention "
+                    f"{grid[0]}x{grid[1]} (kecam's reshape fails)"
+                )
+        self.num_heads, self.head_dim = num_heads, head_dim
+        self.kernel_size, self.strides = kernel_size, strides
+        self.scale = head_dim**-0.5 if scale is None else scale
+        self.v = nn.Linear(in_dims, embed_dim, bias=False)
+        self.attn = nn.Linear(in_dims, kernel_size**4 * num_heads)
+        self.out = nn.Linear(embed_dim, embed_dim)
+        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+        self.out_drop = _dropout(output_dropout, "output_dropout")
+        taps = kernel_size * kernel_size
+        # kecam stores its fold's identity Conv2DTranspose kernel; the loader checks it
+        identity = np.eye(taps, dtype=np.float32)
+        self._fold_kernel = identity.reshape(kernel_size, kernel_size, 1, taps)
+
+    def keras_layers(self):
+        return (
+            KerasLayer(self.sub("v"), "Dense", self.v),
+            KerasLayer(self.sub("attn"), "Dense", self.attn),
+            KerasLayer(self.sub("out"), "Dense", self.out),
+            KerasLayer(self.sub("fold_convtrans"), "Constant", weights=(self._fold_kernel,)),
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        batch, height, width, _ = x.shape
+        k, s, heads = self.kernel_size, self.strides, self.num_heads
+        rows, cols = -(-height // s), -(-width // s)
+        pooled = _avg_pool_tf(x, s, same=bool(height % s or width % s))
+        attn = (self.attn(pooled) * self.scale).reshape(batch, rows, cols, heads, k * k, k * k)
+        attn = self.attn_drop(mx.softmax(attn, axis=-1, precise=True))
+        patches = ops.extract_patches(self.v(x), k, stride=s, padding=k // 2)
+        patches = patches.reshape(batch, rows, cols, k * k, heads, self.head_dim)
+        mixed = attn @ patches.transpose(0, 1, 2, 4, 3, 5)
+        mixed = mixed.transpose(0, 1, 2, 4, 3, 5).reshape(batch, rows, cols, k, k, -1)
+        # kecam's canvas is (rows-1)*s + k (+ zero output padding), cropped at k//2
+        out_h, out_w = min(height, (rows - 1) * s + k), min(width, (cols - 1) * s + k)
+        fold_h = min(out_h, (rows - 1) * s + k - k // 2)
+        fold_w = min(out_w, (cols - 1) * s + k - k // 2)
+        out = ops.fold(mixed, (fold_h, fold_w), stride=s, padding=k // 2)
+        if (fold_h, fold_w) != (out_h, out_w):
+            out = mx.pad(out, [(0, 0), (0, out_h - fold_h), (0, out_w - fold_w), (0, 0)])
+        return self.out_drop(self.out(out))
+
+
+class OutlookAttentionSimple(KerasModule):
+    """VOLO outlook attention on non-overlapping ``k x k`` windows (kecam
+    ``outlook_attention_simple``): no unfold or fold, the windows are a partition
+    (:func:`ops.window_partition`, zero padding bottom/right).
+
+    kecam computes the pad from the height only and applies it to both axes, so it needs
+    ``ceil(H/k)*k - H == ceil(W/k)*k - W`` (we raise otherwise, as its reshape fails). The
+    attention logits come from each window's mean, zero padding counted.
+
+    Args:
+        in_dims: input channels.
+        embed_dim: output channels ``E``.
+        num_heads: heads; must divide ``embed_dim``. Default: ``6``.
+        kernel_size: window ``k``. Default: ``3``.
+        attn_dropout: dropout on the attention weights (training). Default: ``0``.
+        scale: logit scale. Default: ``(E / heads) ** -0.5`` (kecam 1.4.3).
+        input_size: ``(H, W)`` to validate the padding rule at construction.
+        name: kecam's ``name=`` (layers ``v``, ``attn``, ``out``).
+
+    Shape:
+        ``[B, H, W, in_dims] -> [B, H, W, embed_dim]``
+    """
+
+    def __init__(
+        self, in_dims: int, embed_dim: int, *, num_heads: int = 6, kernel_size: int = 3,
+        attn_dropout: float = 0, scale: float | None = None,
+        input_size: tuple[int, int] | None = None, name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        head_dim = _outlook_heads(embed_dim, num_heads)
+        _check_positive(kernel_size=kernel_size)
+        if input_size is not None:
+            pads = [-(-n // kernel_size) * kernel_size - n for n in input_size]
+            if pads[0] != pads[1]:
+                raise ValueError(
+                    f"kernel_size={kernel_size} on {tuple(input_size)}: kecam pads both axes by "
+                    f"the height's {pads[0]}, the width needs {pads[1]} (its reshape fails)"
+                )
+        self.num_heads, self.head_dim, self.kernel_size = num_heads, head_dim, kernel_size
+        self.scale = head_dim**-0.5 if scale is None else scale
+        self.v = nn.Linear(in_dims, embed_dim, bias=False)
+        self.attn = nn.Linear(in_dims, kernel_size**4 * num_heads)
+        self.out = nn.Linear(embed_dim, embed_dim)
+        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+
+    def keras_layers(self):
+        return (
+            KerasLayer(self.sub("v"), "Dense", self.v),
+            KerasLayer(self.sub("attn"), "Dense", self.attn),
+            KerasLayer(self.sub("out"), "Dense", self.out),
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        height, width = x.shape[1:3]
+        k, heads, taps = self.kernel_size, self.num_heads, self.kernel_size**2
+        windows = ops.window_partition(x, k)  # [B*nW, k, k, C]
+        count = windows.shape[0]
+        attn = self.attn(windows.mean(axis=(1, 2))) * self.scale
+        attn = mx.softmax(attn.reshape(count, heads, taps, taps), axis=-1, precise=True)
+        values = self.v(windows).reshape(count, taps, heads, self.head_dim).transpose(0, 2, 1, 3)
+        out = (self.attn_drop(attn) @ values).transpose(0, 2, 1, 3).reshape(count, k, k, -1)
+        return self.out(ops.window_reverse(out, (height, width), k))
+
+
+__all__ = [
+    "CotAttention",
+    "OutlookAttention",
+    "OutlookAttentionSimple",
+    "RSoftmax",
+    "SplitAttentionConv2d",
+]
