@@ -694,10 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     options = options_from_args(args)
     protocol = FULL if args.full and not args.quick else QUICK
-    total = len(options["blocks"]) * math.prod(
-        len(options[k]) for k in ("batches", "dtypes", "modes", "kernels")
-    )
-    records = run(**options, protocol=protocol, progress=Progress(total))
+    records = run(**options, protocol=protocol, progress=Progress(planned(options)))
     env = environment()
     print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
           f"BLAS: {env['blas']}); protocol: {'full' if protocol is FULL else 'quick'}")  # fmt: skip
@@ -748,6 +745,12 @@ def options_from_args(args: argparse.Namespace) -> dict:
         "kernels": choices(args.kernels, KERNEL_SETTINGS, "kernels"),
         "floors": not args.no_floor,
     }
+
+
+def planned(options: dict) -> int:
+    """How many records :func:`run` makes with these options (for the progress bar)."""
+    sizes = (len(options[k]) for k in ("blocks", "batches", "dtypes", "modes", "kernels"))
+    return math.prod(sizes)
 
 
 def write_json(path: str, records: Sequence[dict], env: dict, protocol: Protocol, **extra) -> None:

@@ -1,0 +1,291 @@
+"""The full benchmark: every block, this library next to its peers, measured in one run.
+
+    python bench/run.py                       # b1 and b8, float32, eager, every peer installed
+    python bench/run.py --quick --blocks nat  # a short protocol, one row
+    python bench/run.py --mode eager,compiled --dtype float32,float16 --kernels auto,off
+
+Peers, where installed: kecam on TensorFlow (the ``reference`` extra; float32, in a subprocess,
+TensorFlow's default settings, i.e. oneDNN on; rows that oneDNN cannot run, a softmax over more
+than 5 dimensions in VOLO and HaloNet, are rerun with oneDNN off and marked so), natten-mlx for
+the neighbourhood block (its ``na2d`` between the same dense projections), and the
+straightforward MLX floor of perf_anchors.md. Ratios are ours / peer, from this run only.
+
+Writes ``bench/results/bench-<time>.{json,md,png}`` (the plot needs the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+
+from mlx_attention import benchmarks
+
+HERE = Path(__file__).resolve().parent
+TF_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_kecam(blocks, batches, protocol: benchmarks.Protocol) -> tuple[dict, dict]:
+    """``{(block, batch): record}`` from kecam on TensorFlow, and its environment."""
+    rows = [
+        {
+            "key": b.key, "kecam": b.kecam, "module": b.kecam_module, "kwargs": b.kwargs,
+            "input_shapes": b.input_shapes, "is_class": b.is_class, "windows": b.windows,
+        }
+        for b in blocks
+    ]  # fmt: skip
+    job = {"rows": rows, "batches": list(batches), "protocol": vars(protocol).copy()}
+    env, records = _kecam_pass(job, {})
+    failed = {r["block"] for r in records.values() if "dims must be <= 5" in r["status"]}
+    if failed:  # oneDNN's softmax takes at most 5 dimensions: rerun those rows without it
+        retry = {**job, "rows": [r for r in rows if r["key"] in failed]}
+        _, again = _kecam_pass(retry, {"TF_ENABLE_ONEDNN_OPTS": "0"})
+        for key, record in again.items():
+            records[key] = {**record, "note": "oneDNN off (its softmax fails on rank > 5)"}
+    _, memory = _kecam_pass({**job, "memory": True}, {"TF_CPU_ALLOCATOR_USE_BFC": "true"})
+    failed_memory = [r for r in rows if r["key"] in failed]
+    if failed_memory:
+        _, again = _kecam_pass(
+            {**job, "rows": failed_memory, "memory": True},
+            {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "0"},
+        )
+        memory.update(again)
+    for key, record in records.items():
+        if key in memory and "peak_mb" in memory[key]:
+            record["peak_mb"] = memory[key]["peak_mb"]
+    return records, env
+
+
+def _kecam_pass(job: dict, extra_env: dict) -> tuple[dict, dict]:
+    env = {**os.environ, **TF_ENV, **extra_env}
+    env.pop("LD_PRELOAD", None)  # the OpenBLAS preload is for MLX; TensorFlow has its own GEMM
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "kecam_peer.py")],
+        input=json.dumps(job), capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"kecam peer failed:\n{proc.stderr[-2000:]}")
+    document = json.loads(proc.stdout)
+    return document["environment"], {(r["block"], r["batch"]): r for r in document["records"]}
+
+
+def run_natten_mlx(blocks, batches, protocol, mode: str) -> dict:
+    """natten-mlx's ``na2d`` between dense projections like the block's, on the NAT rows."""
+    import natten_mlx
+
+    records = {}
+    for block in blocks:
+        if block.kecam != "neighborhood_attention":
+            continue
+        height, width, dims = block.input_shapes[0]
+        heads, kernel = block.kwargs["num_heads"], block.kwargs["kernel_size"]
+        w_qkv = mx.random.normal((dims, 3 * dims)) * dims**-0.5
+        w_out = mx.random.normal((dims, dims)) * dims**-0.5
+
+        def call(x, heads=heads, kernel=kernel, w_qkv=w_qkv, w_out=w_out):
+            q, k, v = (t.reshape(*x.shape[:3], heads, -1) for t in mx.split(x @ w_qkv, 3, axis=-1))
+            return natten_mlx.na2d(q, k, v, kernel_size=kernel).reshape(x.shape) @ w_out
+
+        for batch in batches:
+            x = mx.random.normal((batch, height, width, dims))
+            fn = mx.compile(call) if mode == "compiled" else call
+            try:
+                timing = benchmarks.measure(lambda fn=fn, x=x: fn(x), protocol)
+                records[(block.key, batch)] = {
+                    "status": "ok", "ms": timing.median_ms, "peak_mb": timing.peak_bytes / 2**20,
+                }  # fmt: skip
+            except Exception as exc:  # an API change in natten-mlx must not stop the run
+                records[(block.key, batch)] = {"status": f"error: {type(exc).__name__}: {exc}"}
+    return records
+
+
+def attach_peers(records: list[dict], peers: dict[str, dict]) -> None:
+    """Put each peer's time and memory, and ours / theirs, on the float32 records."""
+    for record in records:
+        if record["dtype"] != "float32":
+            continue
+        for name, results in peers.items():
+            peer = results.get((record["block"], record["batch"]))
+            if peer is None:
+                continue
+            if peer["status"] != "ok":
+                record[f"{name}_status"] = peer["status"]
+                continue
+            record[f"{name}_ms"] = peer["ms"]
+            if "q1_ms" in peer:
+                record[f"{name}_q1_ms"], record[f"{name}_q3_ms"] = peer["q1_ms"], peer["q3_ms"]
+            if "peak_mb" in peer:
+                record[f"{name}_peak_mb"] = peer["peak_mb"]
+            if "note" in peer:
+                record[f"{name}_note"] = peer["note"]
+            if "ours_ms" in record:
+                record[f"ratio_{name}"] = record["ours_ms"] / peer["ms"]
+            if record.get("ours_peak_mb") and peer.get("peak_mb"):
+                record[f"mem_ratio_{name}"] = record["ours_peak_mb"] / peer["peak_mb"]
+
+
+# --- output ---------------------------------------------------------------------------------
+
+COLUMNS = (
+    ("block", lambda r: r["block"]),
+    ("shape", lambda r: r["shape"]),
+    ("b", lambda r: str(r["batch"])),
+    ("dtype", lambda r: r["dtype"]),
+    ("mode", lambda r: r["mode"]),
+    ("MFLOP", lambda r: _f(r["mflops"])),
+    ("ours ms", lambda r: _ms(r, "ours") if r["status"] == "ok" else r["status"][:30]),
+    ("ours MB", lambda r: _f(r.get("ours_peak_mb"))),
+    ("floor ms", lambda r: _f(r.get("floor_ms"))),
+    ("x floor", lambda r: _f(r.get("ratio_floor"), 2)),
+    ("kecam-TF ms", lambda r: _peer_ms(r, "kecam")),
+    ("x kecam", lambda r: _f(r.get("ratio_kecam"), 2)),
+    ("TF MB", lambda r: _f(r.get("kecam_peak_mb"))),
+    ("natten-mlx ms", lambda r: _peer_ms(r, "natten_mlx")),
+    ("x natten-mlx", lambda r: _f(r.get("ratio_natten_mlx"), 2)),
+)
+
+
+def _f(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if value < 10**digits else f"{value:.0f}"
+
+
+def _ms(record: dict, prefix: str) -> str:
+    median = record[f"{prefix}_ms"]
+    if f"{prefix}_q1_ms" not in record:
+        return _f(median)
+    return f"{_f(median)} ({_f(record[f'{prefix}_q1_ms'])}–{_f(record[f'{prefix}_q3_ms'])})"
+
+
+def _peer_ms(record: dict, name: str) -> str:
+    if f"{name}_ms" in record:
+        return _ms(record, name) + (" ¹" if f"{name}_note" in record else "")
+    return record.get(f"{name}_status", "–")[:30]
+
+
+def _used_columns(records):
+    empty = {"–", ""}
+    return [(h, f) for h, f in COLUMNS if any(f(r) not in empty for r in records)]
+
+
+def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> str:
+    columns = _used_columns(records)
+    lines = [
+        f"Machine: {env['processor']}, {env['cpus']} CPUs, {env['platform']}; MLX {env['mlx']} "
+        f"on {env['device']}, BLAS: {env['blas']}; kernels: {env['kernels_backend']}; "
+        f"kecam-TF: {env.get('kecam', 'not run')}. Protocol: {protocol.warmup} warm-up calls, "
+        f"then >= {protocol.min_calls} calls and >= {protocol.min_seconds} s; median "
+        "(inter-quartile range). MB: peak memory of one call over what was allocated before it. "
+        "x peer = ours / peer in this run (> 1: slower).",
+        "",
+        "| " + " | ".join(h for h, _ in columns) + " |",
+        "|"
+        + "|".join(
+            "---" if h in ("block", "shape", "dtype", "mode") else "---:" for h, _ in columns
+        )
+        + "|",  # fmt: skip
+    ]
+    lines += ["| " + " | ".join(f(r) for _, f in columns) + " |" for r in records]
+    if any("kecam_note" in r for r in records):
+        lines += ["", "¹ kecam with oneDNN off: oneDNN's softmax fails on rank > 5."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(records: list[dict], path: Path) -> bool:
+    """Time and memory per block, ours vs peers, one row of panels per batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: matplotlib is missing (pip install 'mlx-attention[bench]')")
+        return False
+    shown = [r for r in records if r["dtype"] == "float32" and r["mode"] == records[0]["mode"]]
+    batches = sorted({r["batch"] for r in shown})
+    series = (("ours", "this library"), ("floor", "MLX floor"), ("kecam", "kecam TF"),
+              ("natten_mlx", "natten-mlx"))  # fmt: skip
+    fig, axes = plt.subplots(len(batches), 2, figsize=(14, 0.32 * len(shown) + 3), squeeze=False)
+    for row, batch in enumerate(batches):
+        rs = [r for r in shown if r["batch"] == batch]
+        for col, (suffix, label) in enumerate((("_ms", "time, ms"), ("_peak_mb", "peak, MB"))):
+            ax = axes[row][col]
+            height = 0.8 / len(series)
+            for i, (prefix, name) in enumerate(series):
+                values = [r.get(prefix + suffix) or 0 for r in rs]
+                if any(values):
+                    ys = [j + i * height for j in range(len(rs))]
+                    ax.barh(ys, [v or math.nan for v in values], height, label=name)
+            ax.set_yticks([j + 0.4 - height / 2 for j in range(len(rs))], [r["block"] for r in rs])
+            ax.invert_yaxis()
+            ax.set_xscale("log")
+            ax.set_title(f"batch {batch}: {label} (log scale)")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    benchmarks.add_arguments(parser, batches="1,8", modes="eager")
+    parser.add_argument("--peers", default="kecam,natten_mlx",
+                        help="kecam,natten_mlx, or none (default: those installed)")  # fmt: skip
+    parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    args = parser.parse_args(argv)
+    options = benchmarks.options_from_args(args)
+    protocol = benchmarks.QUICK if args.quick else benchmarks.FULL
+    blocks, batches = options["blocks"], options["batches"]
+
+    env = benchmarks.environment()
+    env["kernels_backend"] = ", ".join(
+        f"{s} -> {benchmarks.kernel_backend(s)}" for s in options["kernels"]
+    )
+    print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
+          f"BLAS: {env['blas']})", flush=True)  # fmt: skip
+    records = benchmarks.run(
+        **options, protocol=protocol, progress=benchmarks.Progress(benchmarks.planned(options))
+    )
+
+    wanted = {p for p in args.peers.split(",") if p and p != "none"}
+    peers: dict[str, dict] = {}
+    if "float32" in options["dtypes"]:
+        if "kecam" in wanted and _installed("keras_cv_attention_models", "tensorflow", "tf_keras"):
+            print("kecam on TensorFlow (subprocess) ...", file=sys.stderr, flush=True)
+            peers["kecam"], tf_env = run_kecam(blocks, batches, protocol)
+            env["kecam"] = f"kecam {tf_env['kecam']}, TensorFlow {tf_env['tensorflow']}"
+        if "natten_mlx" in wanted and _installed("natten_mlx"):
+            peers["natten_mlx"] = run_natten_mlx(blocks, batches, protocol, options["modes"][0])
+    attach_peers(records, peers)
+
+    columns = _used_columns(records)
+    print(benchmarks.text_table([[f(r) for _, f in columns] for r in records],
+                                [h for h, _ in columns]))  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / time.strftime("bench-%Y%m%d-%H%M%S")
+    benchmarks.write_json(f"{stem}.json", records, env, protocol, peers=sorted(peers))
+    Path(f"{stem}.md").write_text(markdown(records, env, protocol))
+    written = [f"{stem}.json", f"{stem}.md"]
+    if plot(records, Path(f"{stem}.png")):
+        written.append(f"{stem}.png")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
