@@ -187,6 +187,254 @@ def ClassToken(num_tokens=1, is_at_end=False, *, input_shape, name=None) -> laye
 
 # --- positional embeddings ---------------------------------------------------------------------
 
+from .layers import positional as _pos  # noqa: E402 - kept inside this section
+
+
+def _grid(blocks: int, height: int, what: str, arg: str = "attn_height") -> tuple[int, int]:
+    """kecam's grid from a token count: ``int(sqrt(n))`` square, or ``height x int(n / height)``;
+    a ValueError when it does not cover the tokens (kecam fails to broadcast or reshape)."""
+    if height == -1:
+        hh = ww = int(float(blocks) ** 0.5)
+    elif height > 0:
+        hh, ww = height, int(float(blocks) / height)
+    else:
+        raise ValueError(f"{what}: {arg}={height} must be -1 or positive")
+    if hh < 1 or hh * ww != blocks:
+        raise ValueError(
+            f"{what}: {arg}={height}: the grid {hh}x{ww} does not cover the {blocks} tokens"
+        )
+    return hh, ww
+
+
+def BiasPositionalEmbedding(  # noqa: N802 - kecam's class name
+    axis=[1, 2, 3], attn_height=-1, initializer="zeros", *, input_shape, name=None,  # noqa: B006
+) -> _pos.BiasPositionalEmbedding:  # fmt: skip
+    """kecam ``BiasPositionalEmbedding`` (cmt): ``x + table``; the table is the input shape on
+    ``axis`` (1 elsewhere), without the batch axis. kecam needs a rank-4 input ``[B, heads, Q,
+    K]`` with ``K <= Q`` to build."""
+    shape = check_input_shape(input_shape, (3, 4), "BiasPositionalEmbedding")
+    if len(shape) != 3:
+        raise ValueError(
+            f"BiasPositionalEmbedding: input_shape={shape}: kecam reads [heads, Q, K] at build"
+        )
+    if initializer != "zeros":
+        raise ValueError(f"BiasPositionalEmbedding: initializer={initializer!r}: only 'zeros'")
+    rank = len(shape) + 1
+    if axis == -1 or axis == rank - 1:
+        table = (shape[-1],)
+    else:
+        axes = _rank_axes(axis, rank, "BiasPositionalEmbedding")
+        table = tuple(shape[a - 1] if a in axes else 1 for a in range(1, rank))
+    return _pos.BiasPositionalEmbedding(
+        shape[0], shape[1], shape[2], attn_height=attn_height,
+        shape=None if table == shape else table, name=name,
+    )  # fmt: skip
+
+
+def ConvPositionalEncoding(  # noqa: N802
+    kernel_size=3, input_height=-1, name=None, *, input_shape
+) -> _pos.ConvPositionalEncoding:
+    """kecam ``ConvPositionalEncoding`` (coat): tokens ``[B, 1 + H*W, C]``."""
+    blocks, dims = check_input_shape(input_shape, 2, "ConvPositionalEncoding")
+    height = input_height if input_height > 0 else -1
+    hh, ww = _grid(blocks - 1, height, "ConvPositionalEncoding", "input_height")
+    return _pos.ConvPositionalEncoding(dims, hh, ww, kernel_size=kernel_size, name=name)
+
+
+def ConvRelativePositionalEncoding(  # noqa: N802
+    head_splits=[2, 3, 3], head_kernel_size=[3, 5, 7], input_height=-1, name=None,  # noqa: B006
+    *, input_shape,
+) -> _pos.ConvRelativePositionalEncoding:  # fmt: skip
+    """kecam ``ConvRelativePositionalEncoding`` (coat): called with ``(query, value)``, each
+    ``[B, heads, 1 + H*W, d]``; ``input_shape`` is the query's."""
+    heads, blocks, key_dim = check_input_shape(input_shape, 3, "ConvRelativePositionalEncoding")
+    height = input_height if input_height > 0 else -1
+    hh, ww = _grid(blocks - 1, height, "ConvRelativePositionalEncoding", "input_height")
+    return _pos.ConvRelativePositionalEncoding(
+        heads, key_dim, hh, ww, head_splits=head_splits, head_kernel_size=head_kernel_size,
+        name=name,
+    )  # fmt: skip
+
+
+def MultiHeadPositionalEmbedding(  # noqa: N802
+    query_height=-1, key_height=-1, *, input_shape, name=None
+) -> _pos.MultiHeadPositionalEmbedding:
+    """kecam ``MultiHeadPositionalEmbedding`` (levit): scores ``[B, heads, Q, K]`` or
+    ``[B, Q, K]``."""
+    shape = check_input_shape(input_shape, (2, 3), "MultiHeadPositionalEmbedding")
+    heads = shape[0] if len(shape) == 3 else None
+    try:
+        return _pos.MultiHeadPositionalEmbedding(
+            heads, shape[-2], shape[-1], query_height=query_height, key_height=key_height,
+            name=name,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ValueError(f"MultiHeadPositionalEmbedding: input_shape={shape}: {err}") from None
+
+
+def MultiHeadRelativePositionalKernelBias(  # noqa: N802
+    input_height=-1, is_heads_first=False, dilation_rate=1, *, input_shape, name=None
+) -> _pos.MultiHeadRelativePositionalKernelBias:
+    """kecam ``MultiHeadRelativePositionalKernelBias`` (nat, dinat): scores
+    ``[B, H*W, heads, ..., k*k]`` (or heads first); the last axis must be a square number."""
+    shape = check_input_shape(
+        input_shape, tuple(range(3, 8)), "MultiHeadRelativePositionalKernelBias"
+    )
+    blocks, heads = (shape[1], shape[0]) if is_heads_first else (shape[0], shape[1])
+    size = int(float(shape[-1]) ** 0.5)
+    if size * size != shape[-1]:
+        raise ValueError(
+            f"MultiHeadRelativePositionalKernelBias: input_shape={shape}: the last axis "
+            f"{shape[-1]} is not a square number of kernel taps"
+        )
+    height = input_height if input_height > 0 else int(float(blocks) ** 0.5)
+    if height < 1 or blocks % height:
+        raise ValueError(
+            f"MultiHeadRelativePositionalKernelBias: input_height={input_height}: "
+            f"{blocks} query tokens are not {height} rows"
+        )
+    try:
+        return _pos.MultiHeadRelativePositionalKernelBias(
+            heads, height, blocks // height, size, dilation_rate=dilation_rate,
+            is_heads_first=is_heads_first, name=name,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ValueError(f"MultiHeadRelativePositionalKernelBias: {err}") from None
+
+
+def MultiHeadRelativePositionalEmbedding(  # noqa: N802
+    with_cls_token=True, attn_height=-1, num_heads=-1, *, input_shape, name=None
+) -> _pos.MultiHeadRelativePositionalEmbedding:
+    """kecam ``MultiHeadRelativePositionalEmbedding`` (beit, coatnet, cmt): scores
+    ``[B, heads, Q, K]``; ``num_heads`` other than the input's must be 1 to broadcast."""
+    heads, queries, keys = check_input_shape(input_shape, 3, "MultiHeadRelativePositionalEmbedding")
+    cls = 1 if with_cls_token else 0
+    hh, ww = _grid(queries - cls, attn_height, "MultiHeadRelativePositionalEmbedding")
+    table_heads = heads if num_heads == -1 else num_heads
+    if table_heads not in (heads, 1):
+        raise ValueError(
+            f"MultiHeadRelativePositionalEmbedding: num_heads={num_heads} does not broadcast "
+            f"to the input's {heads} heads"
+        )
+    try:
+        return _pos.MultiHeadRelativePositionalEmbedding(
+            table_heads, hh, ww, with_cls_token=with_cls_token, key_blocks=keys, name=name
+        )
+    except ValueError as err:
+        raise ValueError(f"MultiHeadRelativePositionalEmbedding: {err}") from None
+
+
+def PairWiseRelativePositionalEmbedding(  # noqa: N802
+    pos_scale=-1, *, input_shape, name=None
+) -> _pos.PairWiseRelativePositionalEmbedding:
+    """kecam 1.3.1 ``PairWiseRelativePositionalEmbedding`` (swin v2): window tokens
+    ``[B, h, w, C]`` -> ``(log coords, pair index)``."""
+    height, width, _ = check_input_shape(input_shape, 3, "PairWiseRelativePositionalEmbedding")
+    try:
+        return _pos.PairWiseRelativePositionalEmbedding(
+            height, width, pos_scale=pos_scale, name=name
+        )
+    except ValueError as err:
+        raise ValueError(f"PairWiseRelativePositionalEmbedding: {err}") from None
+
+
+def MlpPairwisePositionalEmbedding(  # noqa: N802
+    hidden_dim=512, attn_height=-1, attn_width=-1, pos_scale=-1, use_absolute_pos=False,
+    is_deploy_mode=False, *, input_shape, name=None,
+) -> _pos.MlpPairwisePositionalEmbedding:  # fmt: skip
+    """kecam 1.4.3 ``MlpPairwisePositionalEmbedding``: relative on scores ``[B, heads, Q, Q]``
+    (swin v2), absolute on ``[B, H, W, C]`` or ``[B, H*W, C]``."""
+    what = "MlpPairwisePositionalEmbedding"
+    shape = check_input_shape(input_shape, (2, 3), what)
+    if is_deploy_mode:
+        return _pos.MlpPairwisePositionalEmbedding(0, 0, 0, deploy_shape=shape, name=name)
+    kwargs = {"hidden_dim": hidden_dim, "name": name}
+    try:
+        if use_absolute_pos:
+            if len(shape) == 3:
+                return _pos.MlpPairwisePositionalEmbedding(
+                    shape[-1], shape[0], shape[1], use_absolute_pos=True, **kwargs
+                )
+            hh, ww = _grid(shape[0], attn_height, what)
+            return _pos.MlpPairwisePositionalEmbedding(
+                shape[-1], hh, ww, use_absolute_pos=True, compressed=True, **kwargs
+            )
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ValueError(f"input_shape={shape}: expected scores [heads, Q, Q]")
+        heads, queries = shape[0], shape[1]
+        hh = int(float(queries) ** 0.5) if attn_height == -1 else attn_height
+        ww = queries // hh if attn_width == -1 else attn_width
+        if hh < 1 or ww < 1 or hh * ww > queries:
+            raise ValueError(
+                f"attn_height={attn_height}, attn_width={attn_width}: a {hh}x{ww} window does "
+                f"not fit {queries} tokens"
+            )
+        return _pos.MlpPairwisePositionalEmbedding(
+            heads, hh, ww, pos_scale=pos_scale, extra_tokens=queries - hh * ww, **kwargs
+        )
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+
+
+def PositionalEmbedding(input_height=-1, *, input_shape, name=None) -> _pos.PositionalEmbedding:  # noqa: N802
+    """kecam ``PositionalEmbedding`` (volo): ``[B, H, W, C]``, or tokens ``[B, N, C]`` whose
+    grid (for resizing) is ``input_height x N // input_height`` (``int(sqrt(N))`` square)."""
+    shape = check_input_shape(input_shape, (2, 3), "PositionalEmbedding")
+    if len(shape) == 3:
+        return _pos.PositionalEmbedding(shape[2], shape[0], shape[1], name=name)
+    height = input_height if input_height > 0 else int(float(shape[0]) ** 0.5)
+    return _pos.PositionalEmbedding(
+        shape[1], height, shape[0] // height, num_tokens=shape[0], name=name
+    )
+
+
+def PositionalEncodingFourier(  # noqa: N802
+    filters=32, temperature=1e4, *, input_shape, name=None
+) -> _pos.PositionalEncodingFourier:
+    """kecam ``PositionalEncodingFourier`` (edgenext): ``[B, H, W, C]``."""
+    height, width, dims = check_input_shape(input_shape, 3, "PositionalEncodingFourier")
+    try:
+        return _pos.PositionalEncodingFourier(
+            dims, height, width, filters=filters, temperature=temperature, name=name
+        )
+    except ValueError as err:
+        raise ValueError(f"PositionalEncodingFourier: {err}") from None
+
+
+def RelativePositionalEmbedding(  # noqa: N802
+    position_height=0, position_width=0, use_absolute_pos=False, dynamic_shape=False, *,
+    input_shape, name=None,
+) -> _pos.RelativePositionalEmbedding:  # fmt: skip
+    """kecam ``RelativePositionalEmbedding`` (botnet, halonet): the unscaled query
+    ``[B, heads, H, W, d]`` -> ``[B, heads, H, W, Ph, Pw]``."""
+    _, height, width, key_dim = check_input_shape(input_shape, 4, "RelativePositionalEmbedding")
+    return _pos.RelativePositionalEmbedding(
+        key_dim, height, width, position_height=position_height, position_width=position_width,
+        use_absolute_pos=use_absolute_pos, dynamic_shape=dynamic_shape, name=name,
+    )  # fmt: skip
+
+
+def PositionalEncodingFourierRot(  # noqa: N802
+    with_cls_token=True, num_reg_tokens=0, attn_height=-1, num_heads=-1, temperature=1e4,
+    reg_temperature=100, ref_feature_shape=16, reg_ref_feature_shape=14, *, input_shape,
+    name=None,
+) -> _pos.PositionalEncodingFourierRot:  # fmt: skip
+    """kecam 1.4.3 ``PositionalEncodingFourierRot`` (eva02): ``[B, ..., cls + H*W + reg, C]``."""
+    what = "PositionalEncodingFourierRot"
+    shape = check_input_shape(input_shape, (2, 3, 4), what)
+    patches = shape[-2] - (1 if with_cls_token else 0) - num_reg_tokens
+    hh, ww = _grid(patches, attn_height, what)
+    try:
+        return _pos.PositionalEncodingFourierRot(
+            shape[-1], hh, ww, num_heads=num_heads, with_cls_token=with_cls_token,
+            num_reg_tokens=num_reg_tokens, temperature=temperature,
+            reg_temperature=reg_temperature, ref_feature_shape=ref_feature_shape,
+            reg_ref_feature_shape=reg_ref_feature_shape, name=name,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+
+
 # --- patch extraction and windowing helpers (ops) ----------------------------------------------
 
 import mlx.core as _mx  # noqa: E402 - kept inside this section

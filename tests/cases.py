@@ -28,6 +28,12 @@ class Case:
         batch: the batch size of the fixture's inputs.
         inputs: "normal" (standard normal) or "positive" (uniform in [0.5, 1.5]).
         args: positional arguments after the input (kecam's order).
+        resize_from: for a resize case, the input shapes the weights were saved at; the fixture
+            holds those weights and kecam's output after ``load_resized_weights`` at
+            ``input_shapes`` (the test loads with ``load_keras_weights(..., resize=...)``).
+        resize_kwargs: arguments that differ for the saved layer (e.g. ``attn_height``).
+        resize_method: the ``method`` given to ``load_resized_weights`` (``None``: kecam's
+            default).
     """
 
     id: str
@@ -39,6 +45,9 @@ class Case:
     batch: int = 2
     inputs: str = "normal"
     args: tuple = ()
+    resize_from: tuple[tuple[int, ...], ...] = ()
+    resize_kwargs: dict = field(default_factory=dict)
+    resize_method: str | None = None
 
     @property
     def is_class(self) -> bool:
@@ -55,6 +64,14 @@ class Case:
 
 def _case(id, family, kecam, *shapes, version="1.4.3", batch=2, inputs="normal", args=(), **kw):
     return Case(id, family, kecam, tuple(shapes), kw, version, batch, inputs, args)
+
+
+def _resize_case(id, family, kecam, shape, source, method=None, source_kwargs=None, **kw):
+    """A layer saved at input ``source`` and loaded, resized, at input ``shape``."""
+    return Case(
+        id, family, kecam, (shape,), kw, resize_from=(source,), resize_kwargs=source_kwargs or {},
+        resize_method=method,
+    )  # fmt: skip
 
 
 _ACTIVATIONS = (
@@ -153,7 +170,87 @@ LOCAL = [
     _case("outlook_simple_rect", "local", "outlook_attention_simple", (7, 9, 16), args=(16, 2, 2), name="os_"),
 ]  # fmt: skip
 
-CASES: list[Case, *LOCAL] = [*COMMON, *COMMON_131, *GLOBAL, *LOCAL]
+# The positional-embedding layers (issue 4).
+_P = "positional"
+POSITIONAL = [
+    _case("rel_square", _P, "RelativePositionalEmbedding", (2, 4, 4, 8), name="bot_pos_emb"),
+    _case("rel_rect", _P, "RelativePositionalEmbedding", (2, 4, 5, 8), name="bot_pos_emb"),
+    _case("rel_position_larger", _P, "RelativePositionalEmbedding", (2, 3, 4, 6), position_height=5, name="halo_pos_emb"),
+    _case("rel_position_hw", _P, "RelativePositionalEmbedding", (1, 4, 3, 6), position_height=6, position_width=4, name="pe"),
+    _case("rel_absolute", _P, "RelativePositionalEmbedding", (2, 4, 5, 8), use_absolute_pos=True, name="pe"),
+    _case("rel_dynamic", _P, "RelativePositionalEmbedding", (2, 3, 3, 4), position_height=5, dynamic_shape=True, name="pe"),
+    _case("rel_one_row", _P, "RelativePositionalEmbedding", (1, 1, 4, 4), batch=1, name="pe"),
+    _case("beit_cls_square", _P, "MultiHeadRelativePositionalEmbedding", (2, 17, 17), name="blk_attn_pos_emb"),
+    _case("beit_no_cls_rect", _P, "MultiHeadRelativePositionalEmbedding", (2, 15, 15), with_cls_token=False, attn_height=3, name="pe"),
+    _case("beit_cls_rect", _P, "MultiHeadRelativePositionalEmbedding", (3, 25, 25), attn_height=4, name="pe"),
+    _case("beit_kv_smaller", _P, "MultiHeadRelativePositionalEmbedding", (2, 16, 4), with_cls_token=False, name="pe"),
+    _case("beit_kv_smaller_rect", _P, "MultiHeadRelativePositionalEmbedding", (2, 24, 6), with_cls_token=False, attn_height=4, name="pe"),
+    _case("beit_one_table_head", _P, "MultiHeadRelativePositionalEmbedding", (2, 16, 16), with_cls_token=False, num_heads=1, name="pe"),
+    _case("levit_square", _P, "MultiHeadPositionalEmbedding", (2, 16, 16), name="lv_attn_pos"),
+    _case("levit_rect", _P, "MultiHeadPositionalEmbedding", (2, 15, 15), query_height=3, name="lv_attn_pos"),
+    _case("levit_strided", _P, "MultiHeadPositionalEmbedding", (2, 16, 49), name="lv_attn_pos"),
+    _case("levit_strided_rect", _P, "MultiHeadPositionalEmbedding", (3, 12, 35), query_height=4, key_height=7, name="lv"),
+    _case("levit_rank3", _P, "MultiHeadPositionalEmbedding", (16, 16), name="lv"),
+    _case("nat_k3", _P, "MultiHeadRelativePositionalKernelBias", (25, 2, 1, 9), name="nat_attn_pos"),
+    _case("nat_rect_k3", _P, "MultiHeadRelativePositionalKernelBias", (35, 2, 1, 9), input_height=5, name="nat_attn_pos"),
+    _case("nat_k5_heads_first", _P, "MultiHeadRelativePositionalKernelBias", (2, 48, 1, 25), input_height=6, is_heads_first=True, name="p"),
+    _case("nat_k4_even", _P, "MultiHeadRelativePositionalKernelBias", (30, 2, 1, 16), input_height=5, name="p"),
+    _case("dinat_d2", _P, "MultiHeadRelativePositionalKernelBias", (42, 2, 1, 9), input_height=6, dilation_rate=2, name="p"),
+    _case("dinat_d2_k5_rect", _P, "MultiHeadRelativePositionalKernelBias", (72, 3, 1, 25), input_height=9, dilation_rate=2, name="p"),
+    _case("dinat_d23", _P, "MultiHeadRelativePositionalKernelBias", (48, 2, 1, 9), input_height=8, dilation_rate=(2, 3), name="p"),
+    _case("nat_rank4", _P, "MultiHeadRelativePositionalKernelBias", (16, 2, 9), name="p"),
+    _case("cmt_bias", _P, "BiasPositionalEmbedding", (2, 16, 4), attn_height=4, name="stack1_pos_emb"),
+    _case("cmt_bias_rect", _P, "BiasPositionalEmbedding", (2, 24, 6), attn_height=4, name="stack1_pos_emb"),
+    _case("cmt_bias_last_axis", _P, "BiasPositionalEmbedding", (2, 16, 4), axis=-1, name="pe"),
+    _case("cmt_bias_axis_2", _P, "BiasPositionalEmbedding", (2, 16, 4), axis=[2], name="pe"),
+    _case("cpe_k3", _P, "ConvPositionalEncoding", (17, 16), name="cpe1_"),
+    _case("cpe_rect_k5", _P, "ConvPositionalEncoding", (21, 8), input_height=4, kernel_size=5, name="cpe2_"),
+    _case("crpe_default", _P, "ConvRelativePositionalEncoding", (8, 17, 2), (8, 17, 2), name="crpe1_"),
+    _case("crpe_rect", _P, "ConvRelativePositionalEncoding", (5, 21, 3), (5, 21, 3), head_splits=[2, 3], head_kernel_size=[3, 5], input_height=4, name="crpe2_"),
+    _case("swin_mlp_square", _P, "MlpPairwisePositionalEmbedding", (2, 16, 16), hidden_dim=16, name="sw_attn_pos_emb"),
+    _case("swin_mlp_rect_scale", _P, "MlpPairwisePositionalEmbedding", (3, 12, 12), hidden_dim=8, attn_height=3, pos_scale=6, name="sw_pos_emb"),
+    _case("swin_mlp_scale_pair", _P, "MlpPairwisePositionalEmbedding", (2, 12, 12), hidden_dim=8, attn_height=4, pos_scale=[8, 5], name="sw_pos_emb"),
+    _case("swin_mlp_extra_token", _P, "MlpPairwisePositionalEmbedding", (2, 17, 17), hidden_dim=8, attn_height=4, attn_width=4, name="pe"),
+    _case("mlp_abs_image", _P, "MlpPairwisePositionalEmbedding", (4, 6, 8), hidden_dim=8, use_absolute_pos=True, name="pe"),
+    _case("mlp_abs_tokens", _P, "MlpPairwisePositionalEmbedding", (12, 8), hidden_dim=8, use_absolute_pos=True, attn_height=3, name="pe"),
+    _case("volo_image", _P, "PositionalEmbedding", (4, 5, 8), name="positional_embedding"),
+    _case("volo_tokens", _P, "PositionalEmbedding", (17, 8), name="pos"),
+    _case("fourier", _P, "PositionalEncodingFourier", (4, 5, 8), name="stack2_block1_pos"),
+    _case("fourier_f8_t100", _P, "PositionalEncodingFourier", (3, 7, 6), filters=8, temperature=100, name="p"),
+    _case("rot_cls", _P, "PositionalEncodingFourierRot", (17, 16), num_heads=2, name="rope"),
+    _case("rot_rect_no_cls", _P, "PositionalEncodingFourierRot", (12, 8), with_cls_token=False, attn_height=3, name="rope"),
+    _case("rot_heads_reg", _P, "PositionalEncodingFourierRot", (2, 21, 16), num_heads=2, num_reg_tokens=4, name="rope"),
+    _case("rot_no_ref", _P, "PositionalEncodingFourierRot", (16, 8), with_cls_token=False, ref_feature_shape=0, temperature=100, name="rope"),
+    # load_resized_weights: saved at one size, kecam's resized layer run at another.
+    _resize_case("resize_rel", _P, "RelativePositionalEmbedding", (2, 6, 7, 8), (2, 4, 4, 8), name="pe"),
+    _resize_case("resize_rel_nearest", _P, "RelativePositionalEmbedding", (2, 7, 5, 8), (2, 4, 4, 8), method="nearest", name="pe"),
+    _resize_case("resize_rel_absolute", _P, "RelativePositionalEmbedding", (2, 6, 6, 8), (2, 3, 4, 8), use_absolute_pos=True, name="pe"),
+    _resize_case("resize_beit_cls", _P, "MultiHeadRelativePositionalEmbedding", (2, 26, 26), (2, 17, 17), name="pe"),
+    _resize_case("resize_beit_rect", _P, "MultiHeadRelativePositionalEmbedding", (2, 20, 20), (2, 9, 9), with_cls_token=False, attn_height=4, source_kwargs={"attn_height": -1}, name="pe"),
+    _resize_case("resize_beit_nearest_down", _P, "MultiHeadRelativePositionalEmbedding", (2, 10, 10), (2, 26, 26), method="nearest", name="pe"),
+    _resize_case("resize_levit", _P, "MultiHeadPositionalEmbedding", (2, 25, 25), (2, 16, 16), name="lv"),
+    _resize_case("resize_levit_strided_nearest", _P, "MultiHeadPositionalEmbedding", (2, 9, 36), (2, 4, 16), method="nearest", name="lv"),
+    _resize_case("resize_levit_rank3_bicubic", _P, "MultiHeadPositionalEmbedding", (36, 36), (16, 16), method="bicubic", name="lv"),
+    _resize_case("resize_cmt", _P, "BiasPositionalEmbedding", (2, 36, 9), (2, 16, 4), attn_height=6, source_kwargs={"attn_height": 4}, name="pe"),
+    _resize_case("resize_cmt_rect_nearest", _P, "BiasPositionalEmbedding", (2, 24, 6), (2, 16, 4), attn_height=4, method="nearest", name="pe"),
+    _resize_case("resize_volo", _P, "PositionalEmbedding", (6, 7, 8), (4, 4, 8), name="pe"),
+    _resize_case("resize_volo_tokens", _P, "PositionalEmbedding", (26, 8), (17, 8), name="pe"),
+    _resize_case("resize_volo_bicubic", _P, "PositionalEmbedding", (5, 6, 8), (3, 3, 8), method="bicubic", name="pe"),
+]  # fmt: skip
+
+# coat and swin v2 as kecam 1.3.1 stored them (other layer names; swin's weightless pairwise layer).
+POSITIONAL_131 = [
+    _case("v131_pairwise_square", _P, "PairWiseRelativePositionalEmbedding", (4, 4, 8), version="1.3.1", name="sw_attn_pos_emb"),
+    _case("v131_pairwise_rect_scale", _P, "PairWiseRelativePositionalEmbedding", (3, 6, 8), pos_scale=8, version="1.3.1", name="pe"),
+    _case("v131_pairwise_scale_pair", _P, "PairWiseRelativePositionalEmbedding", (4, 4, 8), pos_scale=[6, 8], version="1.3.1", name="pe"),
+    _case("v131_cpe", _P, "ConvPositionalEncoding", (17, 16), version="1.3.1", name="cpe_1"),
+    _case("v131_cpe_rect", _P, "ConvPositionalEncoding", (21, 8), input_height=4, kernel_size=5, version="1.3.1", name="cpe_2"),
+    _case("v131_crpe", _P, "ConvRelativePositionalEncoding", (8, 17, 2), (8, 17, 2), version="1.3.1", name="crpe_1"),
+    _case("v131_beit_rect", _P, "MultiHeadRelativePositionalEmbedding", (2, 15, 15), with_cls_token=False, attn_height=3, version="1.3.1", name="pe"),
+    _case("v131_nat", _P, "MultiHeadRelativePositionalKernelBias", (35, 2, 1, 9), input_height=5, version="1.3.1", name="p"),
+]  # fmt: skip
+
+CASES: list[Case] = [*COMMON, *COMMON_131, *GLOBAL, *LOCAL, *POSITIONAL, *POSITIONAL_131]
 
 
 def cases(family: str | None = None, version: str | None = None) -> list[Case]:

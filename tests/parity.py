@@ -32,7 +32,8 @@ def run_case(case: Case, weights_path=None, inputs=None, expected=None) -> None:
         inputs, expected = load_arrays(case)
     module = build_module(case)
     if declared_layers(module):  # a weightless kecam function (e.g. rsoftmax) has no name=
-        load_keras_weights(module, weights_path or case.weights_path)
+        resize = (case.resize_method or True) if case.resize_from else False
+        load_keras_weights(module, weights_path or case.weights_path, resize=resize)
     result = module(*[mx.array(x) for x in inputs])
     results = result if isinstance(result, (list, tuple)) else [result]
     assert len(results) == len(expected)

@@ -31,7 +31,10 @@ def expected(name: str) -> list[list]:
     kecam = [list(p) for p in KECAM[name]["params"]]
     if name[0].isupper():  # a class: drop self and **kwargs; ours adds input_shape and name
         kecam = [p for p in kecam if p[0] != "self" and p[1] != "VAR_KEYWORD"]
-        return kecam + [["input_shape", "KEYWORD_ONLY", None], ["name", "KEYWORD_ONLY", "None"]]
+        ours = [["input_shape", "KEYWORD_ONLY", None]]
+        if all(p[0] != "name" for p in kecam):  # coat's 1.4.3 helper classes take name= already
+            ours.append(["name", "KEYWORD_ONLY", "None"])
+        return kecam + ours
     if kecam and kecam[0][0] == "inputs":
         kecam[0] = ["input_shape", kecam[0][1], kecam[0][2]]
     return kecam

@@ -55,17 +55,51 @@ def import_kecam(version: str):
     return tf, attention_layers
 
 
-def build(case: Case, attention_layers, tf, rng: np.random.Generator):
-    """The kecam model of ``case`` with randomized weights, and its inputs and outputs."""
+def _model(case: Case, attention_layers, tf, shapes, kwargs):
     keras = tf.keras
-    inputs = [keras.Input(shape) for shape in case.input_shapes]
+    inputs = [keras.Input(shape) for shape in shapes]
     target = getattr(attention_layers, case.kecam)
     if case.is_class:
-        outputs = target(*case.args, **case.kwargs)(*inputs)
+        outputs = target(*case.args, **kwargs)(*inputs)
     else:
         first = inputs[0] if len(inputs) == 1 else inputs
-        outputs = target(first, *case.args, **case.kwargs)
-    model = keras.Model(inputs, outputs)
+        outputs = target(first, *case.args, **kwargs)
+    return keras.Model(inputs, outputs)
+
+
+def _resized(case: Case, attention_layers, tf, source) -> object:
+    """The model at ``case.input_shapes`` whose layer ``name`` kecam filled with
+    ``load_resized_weights`` from ``source``'s saved weights (as ``load_weights_with_mismatch``
+    does: ``{variable name: array}`` from the file)."""
+    import tempfile
+
+    import h5py
+
+    model = _model(case, attention_layers, tf, case.input_shapes, case.kwargs)
+    name = case.kwargs["name"]
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "source.h5")
+        source.save_weights(path)
+        with h5py.File(path, "r") as f:
+            group = f[name]
+            weights = {
+                (w.decode() if isinstance(w, bytes) else w).split("/")[-1]: np.array(group[w])
+                for w in group.attrs["weight_names"]
+            }
+    method = {} if case.resize_method is None else {"method": case.resize_method}
+    model.get_layer(name).load_resized_weights(weights, **method)
+    return model
+
+
+def build(case: Case, attention_layers, tf, rng: np.random.Generator):
+    """The kecam model of ``case`` with randomized weights, and its inputs and outputs.
+
+    For a resize case the model returned is the one saved at ``case.resize_from``, and the
+    outputs are those of kecam's resized layer at ``case.input_shapes``."""
+    shapes, kwargs = case.input_shapes, case.kwargs
+    if case.resize_from:
+        shapes, kwargs = case.resize_from, {**case.kwargs, **case.resize_kwargs}
+    model = _model(case, attention_layers, tf, shapes, kwargs)
     # A layer built with trainable=False keeps variables whose own flag says trainable: ask the
     # model. Moving statistics are not trainable but are randomized too.
     trainable = {id(w) for w in model.trainable_weights}
@@ -85,7 +119,8 @@ def build(case: Case, attention_layers, tf, rng: np.random.Generator):
     }[case.inputs]
     arrays = [draw((case.batch, *shape)) for shape in case.input_shapes]
     arrays = [a.astype(np.float32) for a in arrays]
-    result = model(arrays if len(arrays) > 1 else arrays[0], training=False)
+    runner = _resized(case, attention_layers, tf, model) if case.resize_from else model
+    result = runner(arrays if len(arrays) > 1 else arrays[0], training=False)
     results = result if isinstance(result, (list, tuple)) else [result]
     return model, arrays, [np.asarray(r) for r in results]
 

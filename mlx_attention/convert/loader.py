@@ -36,9 +36,15 @@ def _choose(decl: KerasLayer | KerasLayouts, prefix: str, by_name: dict) -> tupl
     if isinstance(decl, KerasLayer):
         return (decl,)
     for layout in decl.layouts:
-        if all(prefix + layer.name in by_name for layer in layout):
+        if all(_holds(by_name.get(prefix + layer.name), layer) for layer in layout):
             return layout
     return decl.layouts[0]
+
+
+def _holds(stored: H5Layer | None, layer: KerasLayer) -> bool:
+    """Whether the file has the layer with weights: a kecam 1.3.1 swin v2 file has a weightless
+    ``pos_emb`` layer where 1.4.3 stores the MLP, so the name alone does not pick a layout."""
+    return stored is not None and (bool(stored.arrays) or layer.kind == "Constant")
 
 
 def load_keras_weights(
@@ -47,6 +53,7 @@ def load_keras_weights(
     *,
     prefix: str | None = None,
     strict: bool = True,
+    resize: bool | str = False,
 ) -> nn.Module:
     """Load kecam Keras weights into ``module`` by the Keras names it was built with.
 
@@ -60,6 +67,11 @@ def load_keras_weights(
         strict: every parameter of the module must be filled and every weight of the file under
             the module's name must be used; ``False`` skips what is missing or unexpected (shapes
             are still checked).
+        resize: for tables that depend on the input size (the positional layers that kecam's
+            ``load_resized_weights`` serves), a table saved at another size is resized into the
+            module: ``True`` with each layer's default method (kecam 1.4.3: ``"bilinear"``), or
+            a ``tf.image.resize`` method name (``"nearest"`` is kecam 1.3.1's). Tables of the
+            module's own size load unchanged.
 
     Returns:
         the module. On any error it is left unchanged.
@@ -91,7 +103,7 @@ def load_keras_weights(
                     problems.append(f"missing Keras layer {full!r} ({layer.kind})")
                 continue
             used.add(full)
-            problems.extend(_convert(layer, stored, paths, current, updates))
+            problems.extend(_convert(layer, stored, paths, current, updates, resize))
 
     if strict:
         scope = prefix + (root_name or "")
@@ -113,6 +125,7 @@ def _convert(
     paths: dict[int, str],
     current: dict[str, mx.array],
     updates: dict[str, mx.array],
+    resize: bool | str = False,
 ) -> list[str]:
     """Convert one Keras layer into ``updates``; returns the problems found."""
     arrays = list(stored.arrays)
@@ -133,6 +146,14 @@ def _convert(
         arrays = layer.transform(arrays)
     problems = []
     base = paths[id(layer.module)]
+    if resize is not False and layer.resize is not None and layer.kind == "Weights":
+        wanted = [current.get(f"{base}.{k}" if base else k) for k in layer.weights]
+        if any(w is not None and tuple(a.shape) != tuple(w.shape) for a, w in zip(arrays, wanted)):
+            method = {} if resize is True else {"method": resize}
+            try:
+                arrays = layer.resize(arrays, **method)
+            except ValueError as err:
+                return [f"Keras layer {stored.name!r} cannot be resized: {err}"]
     for key, value in RULES[layer.kind](layer, arrays).items():
         full_key = f"{base}.{key}" if base else key
         if full_key not in current:

@@ -25,8 +25,34 @@ from .local import (
     SplitAttentionConv2d,
 )
 from .mhsa import MultiHeadSelfAttention
+from .positional import (
+    BiasPositionalEmbedding,
+    ConvPositionalEncoding,
+    ConvRelativePositionalEncoding,
+    MlpPairwisePositionalEmbedding,
+    MultiHeadPositionalEmbedding,
+    MultiHeadRelativePositionalEmbedding,
+    MultiHeadRelativePositionalKernelBias,
+    PairWiseRelativePositionalEmbedding,
+    PositionalEmbedding,
+    PositionalEncodingFourier,
+    PositionalEncodingFourierRot,
+    RelativePositionalEmbedding,
+)
 
 __all__ = [
+    "BiasPositionalEmbedding",
+    "ConvPositionalEncoding",
+    "ConvRelativePositionalEncoding",
+    "MlpPairwisePositionalEmbedding",
+    "MultiHeadPositionalEmbedding",
+    "MultiHeadRelativePositionalEmbedding",
+    "MultiHeadRelativePositionalKernelBias",
+    "PairWiseRelativePositionalEmbedding",
+    "PositionalEmbedding",
+    "PositionalEncodingFourier",
+    "PositionalEncodingFourierRot",
+    "RelativePositionalEmbedding",
     "Activation",
     "AntiAliasDownsample",
     "BatchNormActivation",

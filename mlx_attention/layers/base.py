@@ -41,6 +41,9 @@ class KerasLayer:
             ``weight_names``; for ``"Constant"``, the arrays kecam stores.
         transform: applied to the file's arrays (in ``weight_names`` order) before the rule,
             for a layout that an older kecam version stored differently.
+        resize: for a table that depends on the input size, ``resize(arrays, method)`` turns
+            arrays saved at another size into this module's (kecam's ``load_resized_weights``);
+            the loader calls it only when asked to resize and the shapes differ.
     """
 
     name: str
@@ -50,6 +53,7 @@ class KerasLayer:
     transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = field(
         default=None, compare=False
     )
+    resize: Callable[..., list[np.ndarray]] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.kind not in KERAS_KINDS:
