@@ -649,6 +649,114 @@ def cross_covariance_attention(
     )  # fmt: skip
 
 
+from .layers.utils import check_channels_last as _check_channels_last  # noqa: E402 - this section
+
+
+def mhsa_with_relative_position_embedding(
+    input_shape, num_heads=4, key_dim=0, relative=True, out_shape=None, out_weight=True,
+    out_bias=False, attn_dropout=0, data_format=None, name=None,
+) -> layers.BotNetAttention:  # fmt: skip
+    """kecam ``mhsa_with_relative_position_embedding`` (botnet); see ``layers.BotNetAttention``."""
+    _check_channels_last(data_format)
+    height, width, dims = check_input_shape(input_shape, 3, "mhsa_with_relative_position_embedding")
+    return layers.BotNetAttention(
+        dims, num_heads, height=height, width=width, key_dim=key_dim, relative=relative,
+        out_dims=out_shape, out_weight=out_weight, out_bias=out_bias, attn_dropout=attn_dropout,
+        name=name,
+    )  # fmt: skip
+
+
+def mhsa_with_multi_head_relative_position_embedding(
+    input_shape, num_heads=4, key_dim=0, global_query=None, out_shape=None, out_weight=True,
+    qkv_bias=False, out_bias=False, attn_dropout=0, data_format=None, name=None,
+) -> layers.CoAtNetAttention:  # fmt: skip
+    """kecam ``mhsa_with_multi_head_relative_position_embedding`` (coatnet); ``global_query``
+    is an array ``[B, heads, H * W, key_dim]`` or ``True`` (given per call). See
+    ``layers.CoAtNetAttention``."""
+    _check_channels_last(data_format)
+    height, width, dims = check_input_shape(
+        input_shape, 3, "mhsa_with_multi_head_relative_position_embedding"
+    )
+    return layers.CoAtNetAttention(
+        dims, num_heads, height=height, width=width, key_dim=key_dim, global_query=global_query,
+        out_dims=out_shape, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias,
+        attn_dropout=attn_dropout, name=name,
+    )  # fmt: skip
+
+
+def light_mhsa_with_multi_head_relative_position_embedding(
+    input_shape, num_heads=4, key_dim=0, sr_ratio=1, qkv_bias=False, pos_emb=None, use_bn=False,
+    out_shape=None, out_weight=True, out_bias=False, dropout=0, name="",
+) -> layers.LightMHSA:  # fmt: skip
+    """kecam ``light_mhsa_with_multi_head_relative_position_embedding`` (cmt); loads kecam
+    1.4.3 and 1.3.1 files. kecam's default ``name=""`` gives duplicate Keras names; pass one to
+    load weights. See ``layers.LightMHSA``."""
+    height, width, dims = check_input_shape(
+        input_shape, 3, "light_mhsa_with_multi_head_relative_position_embedding"
+    )
+    return layers.LightMHSA(
+        dims, num_heads, height=height, width=width, key_dim=key_dim, sr_ratio=sr_ratio,
+        qkv_bias=qkv_bias, pos_emb=pos_emb, use_bn=use_bn, out_dims=out_shape,
+        out_weight=out_weight, out_bias=out_bias, dropout=dropout, name=name,
+    )  # fmt: skip
+
+
+def mhsa_with_multi_head_position(
+    input_shape, num_heads, key_dim=-1, attn_height=-1, output_dim=-1, attn_ratio=1,
+    use_bn=False, qkv_bias=False, out_bias=False, activation=None, name=None,
+) -> layers.LeViTAttention:  # fmt: skip
+    """kecam ``mhsa_with_multi_head_position`` (levit, 1.4.3 order: ``attn_height`` before
+    ``output_dim``, ``use_bn=False``); for ``[N, C]`` inputs the grid is ``attn_height`` (or
+    ``int(sqrt(N))``) rows. See ``layers.LeViTAttention``."""
+    shape = check_input_shape(input_shape, (2, 3), "mhsa_with_multi_head_position")
+    if len(shape) == 3:
+        height, width = shape[:2]
+    else:
+        tokens = shape[0]
+        height = attn_height if attn_height > 0 else int(tokens**0.5)
+        width = tokens // height if height > 0 else 0
+        if height < 1 or height * width != tokens:
+            raise ValueError(
+                f"mhsa_with_multi_head_position: attn_height={attn_height} does not tile the "
+                f"{tokens} tokens into a grid (kecam's positional index would not fit)"
+            )
+    return layers.LeViTAttention(
+        shape[-1], num_heads, height=height, width=width, key_dim=key_dim, out_dims=output_dim,
+        attn_ratio=attn_ratio, use_bn=use_bn, qkv_bias=qkv_bias, out_bias=out_bias,
+        activation=activation, name=name,
+    )  # fmt: skip
+
+
+def mhsa_with_multi_head_position_and_strides(
+    input_shape, num_heads, key_dim=-1, output_dim=-1, attn_ratio=1, strides=1, use_bn=True,
+    qkv_bias=False, out_bias=False, activation=None, name=None,
+) -> layers.LeViTStridedAttention:  # fmt: skip
+    """kecam ``mhsa_with_multi_head_position_and_strides`` (levit); see
+    ``layers.LeViTStridedAttention``."""
+    height, width, dims = check_input_shape(
+        input_shape, 3, "mhsa_with_multi_head_position_and_strides"
+    )
+    return layers.LeViTStridedAttention(
+        dims, num_heads, height=height, width=width, key_dim=key_dim, out_dims=output_dim,
+        attn_ratio=attn_ratio, strides=strides, use_bn=use_bn, qkv_bias=qkv_bias,
+        out_bias=out_bias, activation=activation, name=name,
+    )  # fmt: skip
+
+
+def cascaded_mhsa_with_multi_head_position(
+    input_shape, num_heads=4, key_dim=-1, kernel_sizes=5, activation="relu", name=None
+) -> layers.CascadedGroupAttention:
+    """kecam ``cascaded_mhsa_with_multi_head_position`` (efficientvit_m, kecam 1.4.3); see
+    ``layers.CascadedGroupAttention``."""
+    height, width, dims = check_input_shape(
+        input_shape, 3, "cascaded_mhsa_with_multi_head_position"
+    )
+    return layers.CascadedGroupAttention(
+        dims, num_heads, height=height, width=width, key_dim=key_dim, kernel_sizes=kernel_sizes,
+        activation=activation, name=name,
+    )  # fmt: skip
+
+
 # --- local and windowed attention blocks -------------------------------------------------------
 
 
