@@ -517,7 +517,15 @@ def reverse_padded_for_window_size(input_shape, padding_height, padding_width) -
 
 
 def CompatibleExtractPatches(  # noqa: N802 - kecam's class name
-    sizes=3, strides=2, rates=1, padding="same", compressed=True, force_conv=False, *, input_shape
+    sizes=3,
+    strides=2,
+    rates=1,
+    padding="same",
+    compressed=True,
+    force_conv=False,
+    *,
+    input_shape,
+    name=None,
 ) -> OpModule:
     """kecam ``CompatibleExtractPatches``: ``padding="same"`` pads ``k // 2`` (not TF SAME).
 
@@ -582,7 +590,15 @@ def fold_by_conv2d_transpose(
 
 
 def WindowAttentionMask(  # noqa: N802 - kecam's class name
-    height, width, window_height, window_width, shift_height=0, shift_width=0, *, input_shape
+    height,
+    width,
+    window_height,
+    window_width,
+    shift_height=0,
+    shift_width=0,
+    *,
+    input_shape,
+    name=None,
 ) -> OpModule:
     """kecam ``WindowAttentionMask``: adds ``-100`` between tokens of different shifted regions.
 
@@ -824,3 +840,104 @@ def outlook_attention_simple(
         shape[-1], embed_dim, num_heads=num_heads, kernel_size=kernel_size,
         attn_dropout=attn_dropout, input_size=shape[:2], name=name,
     )  # fmt: skip
+
+
+def neighborhood_attention(
+    input_shape, kernel_size=7, num_heads=4, key_dim=0, out_weight=True, qkv_bias=True,
+    out_bias=True, dilation_rate=1, attn_dropout=0, output_dropout=0, name=None,
+) -> layers.NeighborhoodAttention:  # fmt: skip
+    """kecam ``neighborhood_attention`` (nat; dinat with ``dilation_rate``); see
+    ``layers.NeighborhoodAttention``."""
+    shape = check_input_shape(input_shape, 3, "neighborhood_attention")
+    return layers.NeighborhoodAttention(
+        shape[-1], input_size=shape[:2], kernel_size=kernel_size, num_heads=num_heads,
+        key_dim=key_dim, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias,
+        dilation_rate=dilation_rate, attn_dropout=attn_dropout, output_dropout=output_dropout,
+        name=name,
+    )  # fmt: skip
+
+
+def halo_attention(
+    input_shape, num_heads=8, key_dim=0, block_size=4, halo_size=1, strides=1, out_shape=None,
+    out_weight=True, out_bias=False, attn_dropout=0, name=None,
+) -> layers.HaloAttention:  # fmt: skip
+    """kecam ``halo_attention`` (halonet); see ``layers.HaloAttention``."""
+    shape = check_input_shape(input_shape, 3, "halo_attention")
+    return layers.HaloAttention(
+        shape[-1], input_size=shape[:2], num_heads=num_heads, key_dim=key_dim,
+        block_size=block_size, halo_size=halo_size, strides=strides, out_shape=out_shape,
+        out_weight=out_weight, out_bias=out_bias, attn_dropout=attn_dropout, name=name,
+    )  # fmt: skip
+
+
+def ExpLogitScale(  # noqa: N802 - kecam's class name
+    axis=-1, init_value=2.302585092994046, max_value=4.605170185988092, *, input_shape, name=None
+) -> layers.ExpLogitScale:
+    """kecam ``ExpLogitScale`` (swin v2): ``x * exp(min(weight, max_value))`` (log-space
+    arguments, as in 1.4.3). The weight is ``(C,)`` for the last axis, ``(1,)`` for ``None``,
+    otherwise the batched shape with 1 off ``axis``."""
+    shape = check_input_shape(input_shape, (1, 2, 3, 4), "ExpLogitScale")
+    rank = len(shape) + 1
+    if axis is None:
+        weight_shape = (1,)
+    else:
+        axes = _rank_axes(axis, rank, "ExpLogitScale")
+        if axes == [rank - 1]:
+            weight_shape = (shape[-1],)
+        else:
+            weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(rank))
+    return layers.ExpLogitScale(
+        weight_shape, init_value=init_value, max_value=max_value, name=name
+    )
+
+
+def window_mhsa_with_pair_wise_positional_embedding(
+    input_shape, num_heads=4, key_dim=0, meta_hidden_dim=512, mask=None, pos_scale=-1,
+    out_bias=True, qv_bias=True, attn_dropout=0, out_dropout=0, name=None,
+) -> layers.WindowMhsaPairWise:  # fmt: skip
+    """kecam ``window_mhsa_with_pair_wise_positional_embedding`` (swin v2, on windows
+    ``[B', h, w, C]``); ``mask`` is an additive ``[nW, N, N]`` array or a callable on the
+    scores; ``meta_hidden_dim`` is ignored, as in kecam 1.4.3. See
+    ``layers.WindowMhsaPairWise``."""
+    shape = check_input_shape(input_shape, 3, "window_mhsa_with_pair_wise_positional_embedding")
+    return layers.WindowMhsaPairWise(
+        shape[-1], shape[:2], num_heads=num_heads, key_dim=key_dim, mask=mask,
+        pos_scale=pos_scale, out_bias=out_bias, qv_bias=qv_bias, attn_dropout=attn_dropout,
+        out_dropout=out_dropout, name=name,
+    )  # fmt: skip
+
+
+def shifted_window_attention(
+    input_shape, window_size, num_heads=4, shift_size=0, pos_scale=-1, name=None
+) -> layers.ShiftedWindowAttention:
+    """kecam ``shifted_window_attention`` (swin v2); see ``layers.ShiftedWindowAttention``."""
+    shape = check_input_shape(input_shape, 3, "shifted_window_attention")
+    return layers.ShiftedWindowAttention(
+        shape[-1], window_size, input_size=shape[:2], num_heads=num_heads,
+        shift_size=shift_size, pos_scale=pos_scale, name=name,
+    )  # fmt: skip
+
+
+def window_attention(
+    input_shape, window_size, num_heads=4, is_grid=False, attention_block=None,
+    data_format="channels_last", name=None, **kwargs,
+) -> layers.WindowAttention:  # fmt: skip
+    """kecam ``window_attention`` (davit). ``attention_block`` is one of our kecam-face block
+    functions (or any ``f(window_shape, num_heads=, name=, **kwargs) -> module``); the default
+    is ``multi_head_self_attention(..., qkv_bias=True, out_bias=True)``, and ``kwargs`` go only
+    to a given ``attention_block``, as in kecam. See ``layers.WindowAttention``."""
+    shape = check_input_shape(input_shape, 3, "window_attention")
+    layers.utils.check_channels_last(data_format)
+    window = layers.window._clamped_window(window_size, shape[:2])
+    window_shape = (*window, shape[-1])
+    if attention_block is None:
+        if kwargs:
+            raise ValueError(f"window_attention: {sorted(kwargs)} need an attention_block")
+        attention = multi_head_self_attention(
+            window_shape, num_heads=num_heads, qkv_bias=True, out_bias=True, name=name
+        )
+    else:
+        attention = attention_block(window_shape, num_heads=num_heads, name=name, **kwargs)
+    return layers.WindowAttention(
+        attention, window_size, input_size=shape[:2], is_grid=is_grid, name=name
+    )

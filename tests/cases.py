@@ -26,7 +26,7 @@ class Case:
         kwargs: kecam's arguments (``name=`` included), given identically to ours.
         version: the kecam version that generates the fixture ("1.4.3" or "1.3.1").
         batch: the batch size of the fixture's inputs.
-        inputs: "normal" (standard normal) or "positive" (uniform in [0.5, 1.5]).
+        inputs: "normal" (standard normal), "positive" (uniform in [0.5, 1.5]) or "ones".
         args: positional arguments after the input (kecam's order).
         resize_from: for a resize case, the input shapes the weights were saved at; the fixture
             holds those weights and kecam's output after ``load_resized_weights`` at
@@ -208,6 +208,33 @@ LOCAL = [
     _case("outlook_simple_k2", "local", "outlook_attention_simple", (8, 8, 32), args=(32,), num_heads=4, kernel_size=2, name="os_"),
     _case("outlook_simple_pad", "local", "outlook_attention_simple", (7, 7, 16), args=(24, 3), name="os_"),
     _case("outlook_simple_rect", "local", "outlook_attention_simple", (7, 9, 16), args=(16, 2, 2), name="os_"),
+    _case("nat_square_k3", "local", "neighborhood_attention", (8, 8, 16), kernel_size=3, num_heads=2, name="nat_"),
+    _case("nat_pad_5x6_k7", "local", "neighborhood_attention", (5, 6, 16), name="nat_"),
+    _case("nat_rect_k5_c30", "local", "neighborhood_attention", (9, 11, 30), kernel_size=5, num_heads=4, out_bias=False, name="nat_"),
+    _case("nat_no_out_kd", "local", "neighborhood_attention", (7, 6, 12), kernel_size=3, num_heads=3, key_dim=6, out_weight=False, qkv_bias=False, name="nat_"),
+    _case("dinat_11x9_k3_d2", "local", "neighborhood_attention", (11, 9, 16), kernel_size=3, num_heads=2, dilation_rate=2, name="dinat_"),
+    _case("dinat_13x10_k5_d23", "local", "neighborhood_attention", (13, 10, 16), kernel_size=5, num_heads=2, dilation_rate=(2, 3), name="dinat_"),
+    _case("dinat_pad_5x5_k3_d2", "local", "neighborhood_attention", (5, 5, 16), kernel_size=3, num_heads=4, dilation_rate=2, name="dinat_"),
+    _case("halo_square", "local", "halo_attention", (8, 8, 32), num_heads=4, block_size=4, halo_size=1, name="halo"),
+    _case("halo_s2_out", "local", "halo_attention", (8, 8, 32), num_heads=4, block_size=4, halo_size=1, strides=2, out_shape=48, name="halo_"),
+    _case("halo_rect_h2_bias", "local", "halo_attention", (8, 12, 32), num_heads=2, block_size=4, halo_size=2, out_bias=True, name="h_"),
+    _case("halo_b3_s2_avgdown", "local", "halo_attention", (6, 6, 32), num_heads=4, block_size=3, halo_size=1, strides=2, name="h_"),
+    _case("halo_ratio_no_out", "local", "halo_attention", (8, 4, 24), num_heads=2, key_dim=0.5, block_size=4, halo_size=1, out_weight=False, name="h_"),
+    _case("swin_square_shift", "local", "shifted_window_attention", (8, 8, 16), args=(4,), num_heads=2, shift_size=0.5, name="attn_"),
+    _case("swin_10x6_w4_shift", "local", "shifted_window_attention", (10, 6, 16), args=(4,), num_heads=4, shift_size=0.5, name="attn_"),
+    _case("swin_7x7_w7_noshift", "local", "shifted_window_attention", (7, 7, 16), args=(7,), shift_size=0.5, name="attn_"),
+    _case("swin_5x9_w4_noshift_scale", "local", "shifted_window_attention", (5, 9, 16), args=(4, 2), pos_scale=8, name="attn_"),
+    _case("swin_6x12_w36_shift", "local", "shifted_window_attention", (6, 12, 16), args=((3, 6), 2, 0.5), name="attn_"),
+    _case("swin_core_kd_mask_free", "local", "window_mhsa_with_pair_wise_positional_embedding", (3, 4, 12), num_heads=3, key_dim=5, qv_bias=False, out_bias=False, pos_scale=(6, 6), name="w_"),
+    _case("v131_swin_square_shift", "local", "shifted_window_attention", (8, 8, 16), args=(4,), num_heads=2, shift_size=0.5, version="1.3.1", name="attn_"),
+    _case("v131_swin_10x6_w4_shift", "local", "shifted_window_attention", (10, 6, 16), args=(4,), num_heads=4, shift_size=0.5, version="1.3.1", name="attn_"),
+    _case("v131_swin_core", "local", "window_mhsa_with_pair_wise_positional_embedding", (3, 4, 12), num_heads=3, key_dim=5, version="1.3.1", name="w_"),
+    _case("davit_square", "local", "window_attention", (8, 8, 16), args=(4,), num_heads=2, name="attn_"),
+    _case("davit_6x10_w4_pad", "local", "window_attention", (6, 10, 16), args=(4,), name="attn_"),
+    _case("davit_w24", "local", "window_attention", (8, 8, 16), args=((2, 4), 2), name="attn_"),
+    _case("davit_grid_7x9", "local", "window_attention", (7, 9, 12), args=(3, 3, True), name="attn_"),
+    _case("exp_logit_scale_axis1", "local", "ExpLogitScale", (2, 5, 5), axis=1, name="scale"),
+    _case("exp_logit_scale_last", "local", "ExpLogitScale", (4, 6), init_value=1.0, max_value=0.5, name="scale"),
 ]  # fmt: skip
 
 # The positional-embedding layers (issue 4).

@@ -46,6 +46,18 @@ INVALID = [
     (lambda: al.outlook_attention((8, 8, 16), 16, 4, kernel_size=2, name="o_"), "kernel_size"),
     (lambda: al.outlook_attention_simple((8, 7, 16), 16, 4, 2, name="o_"), "kernel_size"),
     (lambda: al.outlook_attention_simple((8, 8, 16), 30, 4, name="o_"), "num_heads"),
+    (lambda: al.neighborhood_attention((8, 8, 16), kernel_size=4, name="n_"), "kernel_size"),
+    (lambda: al.neighborhood_attention((8, 8, 16), 3, dilation_rate=0, name="n_"), "dilation"),
+    (lambda: al.halo_attention((6, 8, 32), 4, block_size=4, name="h_"), "block_size"),
+    (lambda: al.halo_attention((2, 2, 32), 4, block_size=4, name="h_"), "block_size"),
+    (lambda: al.halo_attention((8, 8, 30), 4, name="h_"), "num_heads"),
+    (lambda: al.shifted_window_attention((8, 8, 30), 4, 4, name="s_"), "num_heads"),
+    (lambda: al.shifted_window_attention((1, 8, 16), 4, 2, name="s_"), "window_size"),
+    (lambda: al.shifted_window_attention((8, 8, 16), 4, 2, 1.0, name="s_"), "shift_size"),
+    (lambda: al.window_mhsa_with_pair_wise_positional_embedding((1, 4, 16), name="w_"), "window"),
+    (lambda: al.window_mhsa_with_pair_wise_positional_embedding((4, 4, 8), pos_scale=1), "pos_"),
+    (lambda: al.window_attention((8, 8, 30), 4, 4, name="d_"), "num_heads"),
+    (lambda: al.window_attention((8, 8, 16), 4, data_format="channels_first"), "data_format"),
 ]  # fmt: skip
 
 
@@ -71,8 +83,8 @@ def test_compile_and_grad(case, monkeypatch):
     compiled = mx.compile(module)(x)
     np.testing.assert_allclose(np.asarray(compiled), np.asarray(eager), rtol=1e-5, atol=1e-5)
 
-    def loss(x):
-        return (module(x) ** 2).sum()
+    def loss(x):  # a mean keeps the loss O(1), so float32 rounding stays below the difference
+        return (module(x) ** 2).mean()
 
     grad = mx.grad(loss)(x)
     assert grad.shape == x.shape and bool(mx.all(mx.isfinite(grad)))
@@ -81,4 +93,4 @@ def test_compile_and_grad(case, monkeypatch):
     eps = 1e-3
     numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
     analytic = (grad * direction).sum()
-    assert abs(numeric.item() - analytic.item()) <= 5e-2 * max(1.0, abs(analytic.item()))
+    assert abs(numeric.item() - analytic.item()) <= 5e-2 * abs(analytic.item()) + 1e-4

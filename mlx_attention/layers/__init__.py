@@ -19,6 +19,8 @@ from .common import (
 )
 from .local import (
     CotAttention,
+    HaloAttention,
+    NeighborhoodAttention,
     OutlookAttention,
     OutlookAttentionSimple,
     RSoftmax,
@@ -47,6 +49,12 @@ from .positional import (
     PositionalEncodingFourierRot,
     RelativePositionalEmbedding,
 )
+from .window import (
+    ExpLogitScale,
+    ShiftedWindowAttention,
+    WindowAttention,
+    WindowMhsaPairWise,
+)
 
 __all__ = [
     "Activation",
@@ -67,6 +75,7 @@ __all__ = [
     "CrossCovarianceAttention",
     "DepthwiseConv2dNoBias",
     "DropBlock",
+    "ExpLogitScale",
     "GroupNorm",
     "KerasLayer",
     "KerasLayouts",
@@ -80,7 +89,9 @@ __all__ = [
     "MultiHeadPositionalEmbedding",
     "MultiHeadRelativePositionalEmbedding",
     "MultiHeadRelativePositionalKernelBias",
+    "HaloAttention",
     "MultiHeadSelfAttention",
+    "NeighborhoodAttention",
     "OutlookAttention",
     "OutlookAttentionSimple",
     "PairWiseRelativePositionalEmbedding",
@@ -89,6 +100,9 @@ __all__ = [
     "PositionalEncodingFourierRot",
     "RSoftmax",
     "RelativePositionalEmbedding",
+    "ShiftedWindowAttention",
     "SplitAttentionConv2d",
     "SqueezeExcite",
+    "WindowAttention",
+    "WindowMhsaPairWise",
 ]

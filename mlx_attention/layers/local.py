@@ -12,8 +12,11 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import ops
+from ..kernels import dispatch
 from .base import KerasLayer, KerasModule
 from .common import BatchNormActivation, Conv2dNoBias, GroupNorm
+from .positional import MultiHeadRelativePositionalKernelBias, RelativePositionalEmbedding
+from .utils import make_divisible, to_2tuple
 
 
 def _check_positive(**values: int) -> None:
@@ -118,7 +121,11 @@ class SplitAttentionConv2d(KerasModule):
         prefixes = ["1_"] if groups == 1 else [f"1_g{r + 1}_" for r in range(groups)]
         self.convs = [
             Conv2dNoBias(
-                in_dims // groups, filters, kernel_size, strides=conv_strides, padding="same",
+                in_dims // groups,
+                filters,
+                kernel_size,
+                strides=conv_strides,
+                padding="same",
                 name=self.sub(prefix),
             )  # fmt: skip
             for prefix in prefixes
@@ -393,8 +400,224 @@ class OutlookAttentionSimple(KerasModule):
         return self.out(ops.window_reverse(out, (height, width), k))
 
 
+class NeighborhoodAttention(KerasModule):
+    """NAT / DiNAT neighbourhood attention (kecam ``neighborhood_attention``).
+
+    Every query attends to the ``k x k`` (dilated) neighbourhood whose start is clamped inside
+    the map (kecam's VALID extraction plus replicate padding of the window grid), with a
+    per-head relative-position bias. A map smaller than ``k * dilation`` is zero-padded at the
+    bottom/right first (padded tokens carry the ``qkv`` bias and take part as keys), and the
+    output is cropped back. On the pure-MLX path the attention runs on
+    :func:`ops.neighborhood_attention`, which never holds the ``k*k`` copies of keys and values;
+    on a kernel back-end the neighbourhoods are gathered by the kernels
+    (:func:`ops.neighborhood_patches`). ``C % num_heads != 0`` works as in kecam (``E < C``,
+    the output Dense maps back to ``C``).
+
+    Args:
+        dims: input channels ``C``.
+        input_size: ``(H, W)``.
+        kernel_size: odd ``k``. Default: ``7``.
+        num_heads: heads. Default: ``4``.
+        key_dim: per-head width; ``0`` means ``C // num_heads``. Default: ``0``.
+        out_weight: the output Dense (to ``C``). Default: ``True``.
+        qkv_bias, out_bias: Dense biases. Default: ``True``.
+        dilation_rate: int or ``(dh, dw)`` (DiNAT). Default: ``1``.
+        attn_dropout, output_dropout: dropouts (training). Default: ``0``.
+        name: kecam's ``name=`` (layers ``qkv``, ``pos``, ``output``).
+
+    Shape:
+        ``[B, H, W, C] -> [B, H, W, C]`` (``[B, H, W, heads * key_dim]`` without ``out_weight``)
+    """
+
+    def __init__(
+        self, dims: int, *, input_size: tuple[int, int], kernel_size: int = 7, num_heads: int = 4,
+        key_dim: int = 0, out_weight: bool = True, qkv_bias: bool = True, out_bias: bool = True,
+        dilation_rate=1, attn_dropout: float = 0, output_dropout: float = 0,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        _check_positive(kernel_size=kernel_size, num_heads=num_heads)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size={kernel_size} must be odd (kecam's reshape fails)")
+        key_dim = key_dim if key_dim > 0 else dims // num_heads
+        if key_dim < 1:
+            raise ValueError(f"num_heads={num_heads} leaves no key channels of the {dims} inputs")
+        self.dilation = to_2tuple(dilation_rate, "dilation_rate")
+        if min(self.dilation) < 1:
+            raise ValueError(f"dilation_rate={dilation_rate} must be positive")
+        height, width = input_size
+        self.padded = (
+            max(height, kernel_size * self.dilation[0]),
+            max(width, kernel_size * self.dilation[1]),
+        )
+        self.kernel_size, self.num_heads, self.key_dim = kernel_size, num_heads, key_dim
+        embed = num_heads * key_dim
+        self.qkv = nn.Linear(dims, embed * 3, bias=qkv_bias)
+        self.pos = MultiHeadRelativePositionalKernelBias(
+            num_heads, *self.padded, kernel_size, dilation_rate=self.dilation, name=self.sub("pos")
+        )
+        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+        self.attn_drop_rate = attn_dropout
+        self.out_weight = out_weight
+        if out_weight:
+            self.output = nn.Linear(embed, dims, bias=out_bias)
+        self.out_drop = _dropout(output_dropout, "output_dropout")
+
+    def keras_layers(self):
+        layers = [KerasLayer(self.sub("qkv"), "Dense", self.qkv)]
+        if self.out_weight:
+            layers.append(KerasLayer(self.sub("output"), "Dense", self.output))
+        return tuple(layers)
+
+    def _attend_gathered(self, q, k, v):
+        """The kernel path: gather the neighbourhoods, then a dense softmax over the taps."""
+        batch, height, width, heads, key_dim = q.shape
+        taps = self.kernel_size * self.kernel_size
+        kv = mx.concatenate([k, v], axis=-1).reshape(batch, height, width, -1)
+        kv = ops.neighborhood_patches(kv, self.kernel_size, dilation=self.dilation)
+        kv = kv.reshape(batch, height * width, taps, heads, 2 * key_dim).transpose(0, 1, 3, 2, 4)
+        keys, values = kv[..., :key_dim], kv[..., key_dim:]
+        q = q.reshape(batch, height * width, heads, 1, key_dim)
+        scores = self.pos((q * key_dim**-0.5) @ keys.swapaxes(-1, -2))  # [B, N, heads, 1, kk]
+        weights = self.attn_drop(mx.softmax(scores, axis=-1, precise=True))
+        return (weights @ values).reshape(batch, height, width, heads, key_dim)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        batch, height, width, _ = x.shape
+        pad_h, pad_w = self.padded[0] - height, self.padded[1] - width
+        if pad_h or pad_w:
+            x = mx.pad(x, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)])
+        heads, key_dim = self.num_heads, self.key_dim
+        qkv = self.qkv(x).reshape(batch, *self.padded, 3, heads, key_dim)
+        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+        dropping = self.training and self.attn_drop_rate > 0  # the NA core has no dropout
+        if dropping or dispatch.resolve_backend() != "ops":
+            out = self._attend_gathered(q, k, v)
+        else:
+            table = self.pos.positional_embedding.reshape(heads, *(2 * self.kernel_size - 1,) * 2)
+            out = ops.neighborhood_attention(
+                q, k, v, self.kernel_size, dilation=self.dilation, bias=table
+            )
+        out = out.reshape(batch, *self.padded, heads * key_dim)[:, :height, :width]
+        if self.out_weight:
+            out = self.output(out)
+        return self.out_drop(out)
+
+
+class HaloAttention(KerasModule):
+    """HaloNet blocked local attention (kecam ``halo_attention``).
+
+    Queries in non-overlapping ``b x b`` blocks (``b / strides`` after the strided 1x1 query
+    conv) attend to their block grown by ``halo_size`` on every side (:func:`ops.halo_blocks`,
+    zeros outside the map), plus a relative-position term computed from the unscaled query.
+    The key/value conv's channels are per-head interleaved ``[key | value]``. When ``strides``
+    does not divide ``block_size``, kecam attends at stride 1 and averages 2x2 at the end.
+
+    Args:
+        dims: input channels ``C``.
+        input_size: ``(H, W)``, multiples of ``block_size``.
+        num_heads: heads. Default: ``8``.
+        key_dim: per-head width; ``0 < key_dim <= 1`` is a ratio of ``C`` (kecam's
+            ``make_divisible(C * key_dim, 8) // num_heads``); ``0`` means ``C // num_heads``.
+        block_size: ``b``. Default: ``4``.
+        halo_size: the halo. Default: ``1``.
+        strides: query stride. Default: ``1``.
+        out_shape: output channels ``O`` (``None``: ``C``); a multiple of ``num_heads``.
+        out_weight: the output Dense. Default: ``True``.
+        out_bias: its bias. Default: ``False``.
+        attn_dropout: dropout on the attention weights (training). Default: ``0``.
+        name: kecam's ``name=`` (layers ``query_conv``, ``key_value_conv``, ``pos_emb``,
+            ``output``).
+
+    Shape:
+        ``[B, H, W, C] -> [B, H / s, W / s, O]`` (``[B, H // 2, W // 2, O]`` when ``s`` does not
+        divide ``b``).
+    """
+
+    def __init__(
+        self, dims: int, *, input_size: tuple[int, int], num_heads: int = 8, key_dim: float = 0,
+        block_size: int = 4, halo_size: int = 1, strides: int = 1, out_shape: int | None = None,
+        out_weight: bool = True, out_bias: bool = False, attn_dropout: float = 0,
+        name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        _check_positive(num_heads=num_heads, block_size=block_size, strides=strides)
+        if not isinstance(halo_size, int) or halo_size < 0:
+            raise ValueError(f"halo_size={halo_size!r} must be a non-negative int")
+        if key_dim > 1:
+            key_dim = int(key_dim)
+        elif key_dim > 0:
+            key_dim = make_divisible(dims * key_dim, divisor=8) // num_heads
+        else:
+            key_dim = dims // num_heads
+        out_dims = dims if out_shape is None else out_shape
+        if key_dim < 1 or out_dims % num_heads:
+            raise ValueError(
+                f"num_heads={num_heads} must leave a key width (got {key_dim}) and divide the "
+                f"output channels out_shape={out_dims} (kecam's reshape fails)"
+            )
+        height, width = input_size
+        if height % block_size or width % block_size:
+            raise ValueError(
+                f"block_size={block_size} must divide the input {height}x{width} "
+                "(kecam's reshape fails)"
+            )
+        self.avg_down = block_size % strides != 0
+        self.strides = 1 if self.avg_down else strides
+        self.query_block = block_size // self.strides
+        self.block_size, self.halo_size = block_size, halo_size
+        self.num_heads, self.key_dim, self.value_dim = num_heads, key_dim, out_dims // num_heads
+        window = block_size + 2 * halo_size
+        embed = num_heads * key_dim
+        self.query = nn.Linear(dims, embed, bias=False)
+        self.key_value = nn.Linear(dims, embed + out_dims, bias=False)
+        self.pos_emb = RelativePositionalEmbedding(
+            key_dim, self.query_block, self.query_block, position_height=window,
+            name=self.sub("pos_emb"),
+        )  # fmt: skip
+        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+        self.out_weight = out_weight
+        if out_weight:
+            self.output = nn.Linear(num_heads * self.value_dim, out_dims, bias=out_bias)
+
+    def keras_layers(self):
+        layers = [
+            KerasLayer(self.sub("query_conv"), "Conv2D", self.query),
+            KerasLayer(self.sub("key_value_conv"), "Conv2D", self.key_value),
+        ]
+        if self.out_weight:
+            layers.append(KerasLayer(self.sub("output"), "Dense", self.output))
+        return tuple(layers)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        batch = x.shape[0]
+        heads, kd, vd, qb, s = (
+            self.num_heads, self.key_dim, self.value_dim, self.query_block, self.strides
+        )  # fmt: skip
+        q = self.query(x[:, ::s, ::s])
+        rows, cols = q.shape[1] // qb, q.shape[2] // qb
+        q = q.reshape(batch, rows, qb, cols, qb, heads, kd).transpose(0, 5, 1, 3, 2, 4, 6)
+        kv = ops.halo_blocks(self.key_value(x), self.block_size, self.halo_size)
+        window = kv.shape[3]
+        kv = kv.reshape(batch, rows, cols, window * window, heads, kd + vd)
+        kv = kv.transpose(0, 4, 1, 2, 3, 5)  # [B, heads, rows, cols, kv*kv, kd + vd]
+        keys, values = kv[..., :kd], kv[..., kd:]
+        flat_q = q.reshape(batch, heads, rows, cols, qb * qb, kd)
+        scores = (flat_q * kd**-0.5) @ keys.swapaxes(-1, -2)
+        pos = self.pos_emb(q.reshape(batch, heads * rows * cols, qb, qb, kd))
+        scores = scores + pos.reshape(scores.shape)
+        weights = self.attn_drop(mx.softmax(scores, axis=-1, precise=True))
+        out = (weights @ values).reshape(batch, heads, rows, cols, qb, qb, vd)
+        out = out.transpose(0, 2, 4, 3, 5, 1, 6).reshape(batch, rows * qb, cols * qb, heads * vd)
+        if self.avg_down:
+            out = _avg_pool_tf(out, 2, same=False)
+        return self.output(out) if self.out_weight else out
+
+
 __all__ = [
     "CotAttention",
+    "HaloAttention",
+    "NeighborhoodAttention",
     "OutlookAttention",
     "OutlookAttentionSimple",
     "RSoftmax",
