@@ -34,7 +34,8 @@ def demo(args: argparse.Namespace) -> int:
             continue
         print(
             f"    {result.module}: {result.input_shape} -> {result.output_shape}, "
-            f"max |ours - kecam| = {result.max_diff:.3g}, {result.time_ms:.2f} ms"
+            f"max |ours - kecam| = {result.max_diff:.3g} "
+            f"(exact: <= 1e-4 x {result.kecam_scale:.3g}), {result.time_ms:.2f} ms"
         )
     ran = sum(r.status == "ok" for r in results)
     print(f"{ran} of {len(results)} examples ran; {len(results) - ran} pending")
