@@ -9,6 +9,8 @@ from collections.abc import Callable
 import mlx.core as mx
 import mlx.nn as nn
 
+from .base import KerasLayer, KerasModule
+
 ScoresFn = Callable[[mx.array], mx.array]
 
 
@@ -103,6 +105,27 @@ def output_dims(dims: int, out_shape: int | None, out_weight: bool) -> int:
     return out
 
 
+def value_dims(dims: int, out_shape: int | None, out_weight: bool, num_heads: int) -> int:
+    """The value width of a block whose value is split into heads: ``output_dims``, divisible
+    by ``num_heads`` (kecam reshapes it into heads and fails otherwise)."""
+    out = output_dims(dims, out_shape, out_weight)
+    if out % num_heads:
+        raise ValueError(
+            f"out_shape={out} (the value width) must be divisible by num_heads={num_heads}: "
+            f"kecam reshapes the value into heads of {out} // {num_heads} channels"
+        )
+    return out
+
+
+def qkv_output_layers(block: KerasModule) -> list[KerasLayer]:
+    """The Keras layers of a block with a Dense ``qkv`` and, with ``out_weight``, a Dense
+    ``output``."""
+    layers = [KerasLayer(block.sub("qkv"), "Dense", block.qkv)]
+    if block.out_weight:
+        layers.append(KerasLayer(block.sub("output"), "Dense", block.output))
+    return layers
+
+
 def split_pos_emb(pos_emb) -> tuple[nn.Module | None, ScoresFn | None]:
     """A kecam ``pos_emb``: a module (kept as a child, so its weights load) or a plain callable."""
     if pos_emb is None:
@@ -122,6 +145,8 @@ __all__ = [
     "head_key_dim",
     "merge_heads",
     "output_dims",
+    "qkv_output_layers",
+    "value_dims",
     "split_heads",
     "split_pos_emb",
 ]

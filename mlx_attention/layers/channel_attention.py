@@ -10,7 +10,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .attention import Dropout, attend, head_key_dim, output_dims
+from .attention import Dropout, attend, head_key_dim, output_dims, qkv_output_layers
 from .base import KerasLayer, KerasModule
 from .common import ChannelAffine
 
@@ -73,10 +73,7 @@ class ChannelSelfAttention(KerasModule):
         self.out_drop = Dropout(output_dropout, what="output_dropout")
 
     def keras_layers(self):
-        layers = [KerasLayer(self.sub("qkv"), "Dense", self.qkv)]
-        if self.out_weight:
-            layers.append(KerasLayer(self.sub("output"), "Dense", self.output))
-        return layers
+        return qkv_output_layers(self)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, *grid, _ = x.shape

@@ -19,8 +19,10 @@ from .attention import (
     head_key_dim,
     merge_heads,
     output_dims,
+    qkv_output_layers,
     split_heads,
     split_pos_emb,
+    value_dims,
 )
 from .base import KerasLayer, KerasLayouts, KerasModule
 from .common import Activation, BatchNormActivation, Conv2dNoBias, DepthwiseConv2dNoBias, LayerNorm
@@ -79,13 +81,7 @@ class MultiHeadSelfAttention(KerasModule):
         super().__init__(name)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
-        self.out_dims = output_dims(dims, out_dims, out_weight)
-        if self.out_dims % num_heads:
-            raise ValueError(
-                f"out_shape={self.out_dims} (the value width) must be divisible by "
-                f"num_heads={num_heads}: kecam reshapes the value into heads of "
-                f"{self.out_dims} // {num_heads} channels"
-            )
+        self.out_dims = value_dims(dims, out_dims, out_weight, num_heads)
         qk_dims = num_heads * self.key_dim
         self.qkv = nn.Linear(dims, 2 * qk_dims + self.out_dims, bias=qkv_bias)
         self.out_weight = out_weight
@@ -96,10 +92,7 @@ class MultiHeadSelfAttention(KerasModule):
         self.pos_emb, self._scores_fn = split_pos_emb(pos_emb)
 
     def keras_layers(self):
-        layers = [KerasLayer(self.sub("qkv"), "Dense", self.qkv)]
-        if self.out_weight:
-            layers.append(KerasLayer(self.sub("output"), "Dense", self.output))
-        return layers
+        return qkv_output_layers(self)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, *grid, _ = x.shape
@@ -152,13 +145,7 @@ class BotNetAttention(KerasModule):
         _check_grid(height, width, "BotNetAttention")
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads, self.grid = num_heads, (height, width)
-        self.out_dims = output_dims(dims, out_dims, out_weight)
-        if self.out_dims % num_heads:
-            raise ValueError(
-                f"out_shape={self.out_dims} (the value width) must be divisible by "
-                f"num_heads={num_heads}: kecam reshapes the value into heads of "
-                f"{self.out_dims} // {num_heads} channels"
-            )
+        self.out_dims = value_dims(dims, out_dims, out_weight, num_heads)
         qk_dims = num_heads * self.key_dim
         self.qkv = Conv2dNoBias(dims, 2 * qk_dims + self.out_dims, name=self.sub("qkv_"))
         self.pos_emb = RelativePositionalEmbedding(
