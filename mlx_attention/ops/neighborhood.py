@@ -58,9 +58,13 @@ def neighborhood_attention(
     dilation=1,
     scale: float | None = None,
     bias: mx.array | None = None,
+    backend: str | None = None,
 ) -> mx.array:
     """softmax(q . k * scale + bias) v over each query's clamped NAT/DiNAT neighbourhood.
 
+    With a kernel backend this runs the fused kernel (:mod:`mlx_attention.kernels.fused`: one
+    thread per query pixel and head, online softmax in float32; backward through this path).
+    The portable path (``backend`` resolving to ``"ops"``):
     Loops over the ``kh * kw`` taps twice, reading each tap of ``keys`` (then ``values``) with
     one gather of whole pixels along the flattened ``H*W`` axis: once for the scores
     (``[kh*kw, B, H*W, heads]``, small), once to accumulate the weighted values, so the peak
@@ -79,6 +83,7 @@ def neighborhood_attention(
         bias: relative-position table ``[heads, 2kh-1, 2kw-1]`` indexed by
             ``(row offset / dh + kh - 1, column offset / dw + kw - 1)`` (kecam's
             ``MultiHeadRelativePositionalKernelBias`` reshaped). Default: none.
+        backend: ``None`` (environment), ``"ops"``, ``"metal"``, ``"cuda"`` or ``"emulated"``.
 
     Shape:
         queries, keys ``[B, H, W, heads, kd]``, values ``[B, H, W, heads, vd]`` ->
@@ -86,6 +91,17 @@ def neighborhood_attention(
     """
     rows, cols = check_neighborhood_inputs(queries, keys, values, kernel_size, dilation, bias)
     scale = queries.shape[4] ** -0.5 if scale is None else scale
+    from ..kernels import dispatch, fused
+
+    if dispatch.resolve_backend(backend) != "ops":
+
+        def reference(q, k, v, table):
+            return _portable(q, k, v, rows, cols, 1.0, None if bias is None else table)
+
+        return fused.local_attention(
+            queries * scale, keys, values, rows, cols, (1, 1), bias,
+            None if bias is None else "table", dispatch.resolve_backend(backend), reference,
+        )  # fmt: skip
     return _portable(queries, keys, values, rows, cols, scale, bias)
 
 

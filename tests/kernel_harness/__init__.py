@@ -204,7 +204,12 @@ def emulate_both(name: str, src: mx.array, params: mx.array, out_shape, threadgr
 
 def register() -> None:
     """Make ``backend="emulated"`` (and ``MLX_ATTENTION_KERNELS=emulated``) run the emulators."""
+    from mlx_attention.kernels import fused as fused_kernels
+
+    from . import fused
+
     set_emulator(emulate_both)
+    fused_kernels.set_emulator(fused.emulate_both)
 
 
 def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:

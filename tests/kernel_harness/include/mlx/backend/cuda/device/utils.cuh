@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #else
+#include <cmath>  // expf, for the fused kernels
 struct dim3 {
   unsigned x, y, z;
 };

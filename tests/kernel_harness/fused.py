@@ -1,0 +1,185 @@
+"""The fused local-attention kernel, verified like the gathers (see the package docstring).
+
+- :func:`metal_source`: MLX's own Metal source, traced inside ``mx.export_function``;
+- :func:`cuda_source`: MLX 0.32's ``cuda_kernel`` source (int template ``VD`` as ``constexpr``);
+- :func:`emulate`: a g++ ASan+UBSan build (``fused_launcher.inc``) over the emulated grid, output
+  pre-filled with the sentinel; :func:`emulate_both` requires Metal and CUDA to agree bit for bit;
+- :func:`nvcc_compile`: nvcc for float32, float16 and bfloat16.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_attention.kernels import fused
+from mlx_attention.kernels.fused import INPUT_NAMES, OUTPUT_NAMES
+from mlx_attention.ops.geometry import PARAMS_PER_AXIS
+
+from . import (
+    CACHE,
+    CUDA_TYPE,
+    GXX,
+    GXX_FLAGS,
+    HERE,
+    NUMPY,
+    NVCC,
+    NVCC_DTYPES,
+    SENTINEL,
+    TYPE_STRING,
+    _captured_stdout,
+)
+
+EMULATED_DTYPES = (mx.float32, mx.float16)
+VALUE_DIMS = (4, 8, 16, 32)  # VD instantiated by the tests and the emulation builds
+
+
+def _input_dtypes(dtype: mx.Dtype) -> list[mx.Dtype]:
+    return [mx.int32, dtype, dtype, dtype, mx.float32]
+
+
+def metal_source(dtype: mx.Dtype, value_dim: int) -> str:
+    """The Metal source MLX would compile for ``dtype`` data and ``VD = value_dim``."""
+    kernel = fused.build_fused("metal")
+    sizes = [fused.HEADER_PARAMS + 2 * PARAMS_PER_AXIS] + [4096] * 4  # as large as real ones
+    inputs = [mx.zeros((n,), t) for n, t in zip(sizes, _input_dtypes(dtype))]
+
+    def traced(*inputs):
+        return fused.launch_fused(kernel, inputs, (1, value_dim), dtype, verbose=True)
+
+    with tempfile.TemporaryDirectory() as tmp, _captured_stdout() as printed:
+        mx.export_function(str(Path(tmp) / "trace.mlxfn"), traced, *inputs)
+    match = re.search(r"```\n(.*?)\n```", printed[0], re.S)
+    if match is None:
+        raise RuntimeError(f"MLX printed no Metal source for the fused kernel: {printed[0]!r}")
+    return match.group(1)
+
+
+def cuda_source(dtype: mx.Dtype, value_dim: int) -> str:
+    """The CUDA source MLX 0.32's ``cuda_kernel`` builds for ``dtype`` and ``VD = value_dim``."""
+    name = f"custom_kernel_local_attention_{TYPE_STRING[dtype]}_{value_dim}"
+    typed = zip(INPUT_NAMES, _input_dtypes(dtype))
+    signature = [f"    const {CUDA_TYPE[t]}* {n}" for n, t in typed]
+    signature += [f"    {CUDA_TYPE[dtype]}* {n}" for n in OUTPUT_NAMES]
+    constants = f"  using T = {CUDA_TYPE[dtype]};\n  constexpr int VD = {value_dim};\n\n"
+    return (
+        '\n#include "mlx/backend/cuda/device/utils.cuh"\n\n#include <cooperative_groups.h>\n\n'
+        "namespace mlx::core::cu {\n\nnamespace cg = cooperative_groups;\n\n"
+        f"__global__ void {name}(\n" + ",\n".join(signature) + ") {\n"
+        + constants + fused.fused_source("cuda") + "\n}\n\n} // namespace mlx::core::cu\n"
+    )  # fmt: skip
+
+
+ARGS = "params, queries, keys, values, bias, out"
+
+
+def translation_unit(backend: str, dtype: mx.Dtype) -> str:
+    """Every ``VD`` instance of one backend and dtype plus the launcher, as one g++ source."""
+    if backend == "metal":
+        sources = [metal_source(dtype, vd) for vd in VALUE_DIMS]
+        callees = [re.search(r"decltype\((\w+<[^)]*>)\)", s).group(1) for s in sources]
+        calls = [f"{c}({ARGS}, uint3{{unsigned(gid), 0, 0}})" for c in callees]
+        head, data_type = '#include "metal_shim.h"\n#define EMULATE_METAL\n', TYPE_STRING[dtype]
+    else:
+        sources = [cuda_source(dtype, vd) for vd in VALUE_DIMS]
+        callees = [re.search(r"__global__ void (\w+)\(", s).group(1) for s in sources]
+        calls = [f"mlx::core::cu::{c}({ARGS})" for c in callees]
+        head, data_type = "", CUDA_TYPE[dtype]
+    dispatch = "".join(
+        f"  if (value_dim == {vd}) launch([&](int gid) {{ {call}; }}, grid, threadgroup);\n"
+        for vd, call in zip(VALUE_DIMS, calls)
+    )
+    return (
+        head + "\n".join(sources) + f"\n#define DATA_T {data_type}\n"
+        + (HERE / "fused_launcher.inc").read_text().replace("DISPATCH\n", dispatch)
+    )  # fmt: skip
+
+
+@functools.cache
+def build(backend: str, dtype: mx.Dtype, mutate: tuple[str, str] | None = None) -> Path:
+    """The ASan+UBSan emulation executable of the fused kernel (cached by source hash)."""
+    unit = translation_unit(backend, dtype)
+    if mutate is not None:
+        unit = unit.replace(*mutate)
+    includes = ["-I", str(HERE / "include"), "-I", str(HERE / "include_cpu")]
+    digest = hashlib.sha1((unit + " ".join(GXX_FLAGS)).encode()).hexdigest()[:16]
+    CACHE.mkdir(exist_ok=True)
+    exe = CACHE / f"fused_{backend}_{digest}"
+    if not exe.exists():
+        cpp = exe.with_suffix(".cpp")
+        cpp.write_text(unit)
+        cmd = [GXX, *GXX_FLAGS, *includes, str(cpp), "-o", str(exe) + ".tmp"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"g++ failed for fused {backend}/{dtype}:\n{result.stderr[-4000:]}")
+        os.replace(str(exe) + ".tmp", exe)
+    return exe
+
+
+def emulate(backend: str, inputs, out_shape, threadgroup: int, exe: Path | None = None):
+    """Run the fused kernel on the emulated ``backend`` grid; raises on unwritten outputs."""
+    dtype = inputs[1].dtype
+    value_dim, total = out_shape[-1], int(np.prod(out_shape))
+    if value_dim not in VALUE_DIMS:
+        raise ValueError(f"the emulation builds VD in {VALUE_DIMS}, not {value_dim}")
+    bits = SENTINEL[dtype]
+    sentinel = np.full(total, bits, dtype=bits.dtype).view(NUMPY[dtype])
+    arrays = [np.asarray(x).reshape(-1) for x in inputs]
+    exe = exe or build(backend, dtype)
+    with tempfile.NamedTemporaryFile(dir=CACHE, suffix=".bin", delete=False) as f:
+        f.write(np.array([a.size for a in arrays] + [total], np.int64).tobytes())
+        for a in arrays:
+            f.write(a.tobytes())
+        f.write(sentinel.tobytes())
+        path = f.name
+    try:
+        grid = max(total // value_dim, 1)
+        cmd = [str(exe), str(value_dim), str(grid), str(threadgroup), path]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"emulated fused {backend} failed:\n{result.stderr[-3000:]}")
+        offset = 48 + sum(a.nbytes for a in arrays)
+        out = np.fromfile(path, NUMPY[dtype], offset=offset)
+    finally:
+        os.unlink(path)
+    untouched = out.view(bits.dtype) == bits
+    if np.any(untouched):
+        raise AssertionError(f"emulated fused {backend}: {untouched.sum()} outputs never written")
+    return out.reshape(out_shape)
+
+
+def emulate_both(inputs, out_shape, threadgroup: int) -> mx.array:
+    """``backend="emulated"``: Metal and CUDA emulations, which must agree bit for bit."""
+    metal = emulate("metal", inputs, out_shape, threadgroup)
+    cuda = emulate("cuda", inputs, out_shape, threadgroup)
+    if metal.tobytes() != cuda.tobytes():
+        raise AssertionError("emulated Metal and CUDA fused local attention differ")
+    return mx.array(metal)
+
+
+def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:
+    """Compile the fused CUDA source per dtype (every emulated ``VD``) with nvcc, in parallel."""
+    CACHE.mkdir(exist_ok=True)
+    jobs = {}
+    for dtype in dtypes:
+        unit = "\n".join(cuda_source(dtype, vd) for vd in VALUE_DIMS)
+        digest = hashlib.sha1((unit + arch).encode()).hexdigest()[:16]
+        obj = CACHE / f"nvcc_fused_{digest}.o"
+        if obj.exists():
+            continue
+        cu = obj.with_suffix(".cu")
+        cu.write_text(unit)
+        cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-I", str(HERE / "include"), "-c", str(cu),
+               "-o", str(obj)]  # fmt: skip
+        jobs[TYPE_STRING[dtype]] = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    return {k: p.communicate()[0] for k, p in jobs.items() if p.wait() != 0}
