@@ -142,3 +142,89 @@ def test_the_harness_catches_a_mutated_fused_kernel(mutation):
     except (RuntimeError, AssertionError):
         return
     assert not np.allclose(out, np.asarray(expected), **TOLERANCE[mx.float32])
+
+
+# --- halo attention -------------------------------------------------------------------------
+
+# (batch, H, W, heads, kd, vd), block, halo, query block (block // strides)
+HALOS = {
+    "square_b4_h1": ((1, 8, 8, 2, 8, 8), 4, 1, 4),
+    "rect_b4_h2": ((2, 8, 12, 1, 4, 16), 4, 2, 4),
+    "strided_qb2": ((1, 8, 8, 2, 8, 4), 4, 1, 2),
+    "halo_larger_than_block": ((1, 6, 9, 2, 8, 8), 3, 2, 3),
+}
+
+
+def halo_inputs(case, dtype, with_pos=True):
+    (batch, height, width, heads, kd, vd), block, halo, qb = HALOS[case]
+    rng = np.random.default_rng(1)
+
+    def normal(*shape):
+        return mx.array(rng.standard_normal(shape).astype(np.float32))
+
+    q = normal(batch, height // block * qb, width // block * qb, heads, kd).astype(dtype)
+    k = normal(batch, height, width, heads, kd).astype(dtype)
+    v = normal(batch, height, width, heads, vd).astype(dtype)
+    kv = block + 2 * halo
+    pos = (normal(kd, 2 * kv - 1), normal(kd, 2 * kv - 1)) if with_pos else (None, None)
+    return q, k, v, block, halo, qb, pos
+
+
+def halo_brute_force(q, k, v, block, halo, qb, pos):
+    """kecam's halo_attention core (3.3 steps 3-6), one query at a time in numpy."""
+    q, k, v = (np.asarray(t.astype(mx.float32)).astype(np.float64) for t in (q, k, v))
+    kv, scale = block + 2 * halo, q.shape[-1] ** -0.5
+    out = np.zeros((*q.shape[:4], v.shape[-1]))
+    for b, y, x, h in np.ndindex(*q.shape[:4]):
+        rows = y // qb * block - halo + np.arange(kv)
+        cols = x // qb * block - halo + np.arange(kv)
+        scores, vals = np.zeros((kv, kv)), np.zeros((kv, kv, v.shape[-1]))
+        for ty, tx in np.ndindex(kv, kv):
+            r, c = rows[ty], cols[tx]
+            inside = 0 <= r < k.shape[1] and 0 <= c < k.shape[2]
+            scores[ty, tx] = q[b, y, x, h] @ k[b, r, c, h] * scale if inside else 0.0
+            vals[ty, tx] = v[b, r, c, h] if inside else 0.0
+            if pos[0] is not None:
+                u, w = y % qb, x % qb
+                scores[ty, tx] += q[b, y, x, h] @ np.asarray(pos[0])[:, kv - 1 + ty - u]
+                scores[ty, tx] += q[b, y, x, h] @ np.asarray(pos[1])[:, kv - 1 + tx - w]
+        weights = np.exp(scores - scores.max())
+        out[b, y, x, h] = (weights[..., None] * vals).sum((0, 1)) / weights.sum()
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(HALOS))
+def test_halo_ops_matches_kecam_formula(case):
+    q, k, v, block, halo, qb, pos = halo_inputs(case, mx.float32)
+    ours = ops.halo_attention(q, k, v, block, halo, pos_rows=pos[0], pos_cols=pos[1],
+                              backend="ops")  # fmt: skip
+    expected = halo_brute_force(q, k, v, block, halo, qb, pos)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", harness.EMULATED_DTYPES, ids=str)
+@pytest.mark.parametrize("case", sorted(HALOS))
+def test_fused_halo_matches_ops(case, dtype):
+    q, k, v, block, halo, qb, pos = halo_inputs(case, dtype, with_pos=case != "strided_qb2")
+
+    def run(backend):
+        return ops.halo_attention(q, k, v, block, halo, pos_rows=pos[0], pos_cols=pos[1],
+                                  backend=backend)  # fmt: skip
+
+    np.testing.assert_allclose(
+        np.asarray(run("emulated").astype(mx.float32)), np.asarray(run("ops").astype(mx.float32)),
+        **TOLERANCE[dtype],
+    )  # fmt: skip
+
+
+def test_halo_vjp_equals_grad_of_ops():
+    q, k, v, block, halo, qb, pos = halo_inputs("rect_b4_h2", mx.float32)
+
+    def loss(q, k, v, rows, cols, backend):
+        out = ops.halo_attention(q, k, v, block, halo, pos_rows=rows, pos_cols=cols,
+                                 backend=backend)  # fmt: skip
+        return (out * out).sum()
+
+    grads = mx.grad(loss, argnums=(0, 1, 2, 3, 4))
+    for ours, expected in zip(grads(q, k, v, *pos, "emulated"), grads(q, k, v, *pos, "ops")):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-4, atol=1e-5)

@@ -5,6 +5,7 @@ MLX code here; ``"metal"``, ``"cuda"`` and ``"emulated"`` run :mod:`mlx_attentio
 """
 
 from .geometry import AxisMap
+from .halo import halo_attention
 from .neighborhood import neighborhood_attention
 from .patches import (
     extract_patches,
@@ -30,6 +31,7 @@ __all__ = [
     "extract_patches",
     "fold",
     "fold_axis_maps",
+    "halo_attention",
     "halo_blocks",
     "neighborhood_attention",
     "neighborhood_axis_maps",
