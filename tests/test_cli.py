@@ -45,3 +45,8 @@ def test_demo_runs_what_exists_and_matches_kecam(capsys):
         if implemented:
             bound = RELATIVE_TOLERANCE[mx.float32] * result.kecam_scale
             assert math.isfinite(result.max_diff) and result.max_diff <= bound
+
+
+def test_bench_hands_its_options_to_the_benchmark_runner(capsys):
+    assert cli.main(["bench", "--list"]) == 0
+    assert "neighborhood_attention" in capsys.readouterr().out
