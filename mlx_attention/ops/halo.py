@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mlx.core as mx
 import numpy as np
 
@@ -19,6 +21,7 @@ def halo_attention(
     scale: float | None = None,
     pos_rows: mx.array | None = None,
     pos_cols: mx.array | None = None,
+    dropout: Callable[[mx.array], mx.array] | None = None,
     backend: str | None = None,
 ) -> mx.array:
     """softmax(q . k * scale + pos) v of each query block over its ``kv x kv`` key window.
@@ -31,7 +34,9 @@ def halo_attention(
     query's place ``(u, v)`` in its block and key slot ``(ty, tx)``. With a kernel backend the
     attention runs fused (:mod:`mlx_attention.kernels.fused`, per-query logits, backward through
     the portable path); the portable path gathers the key windows (``(kv/block)^2`` times the
-    keys, as kecam) and runs ``mx.fast.scaled_dot_product_attention`` per block in float32.
+    keys, as kecam) and runs ``mx.fast.scaled_dot_product_attention`` per block in float32;
+    with a ``dropout`` (which the fused kernel does not have) it runs the portable path with the
+    softmax written out.
 
     Args:
         queries: ``[B, Hq, Wq, heads, kd]``.
@@ -41,6 +46,8 @@ def halo_attention(
         halo_size: halo ``h`` around each block.
         scale: logit scale. Default: ``kd ** -0.5``.
         pos_rows, pos_cols: ``[kd, 2kv-1]`` (kecam's ``r_height``, ``r_width``); both or none.
+        dropout: applied to the attention weights, e.g. a training ``nn.Dropout``.
+            Default: none.
         backend: ``None`` (environment), ``"ops"``, ``"metal"``, ``"cuda"`` or ``"emulated"``.
 
     Shape:
@@ -74,9 +81,9 @@ def halo_attention(
     from ..kernels import dispatch, fused
 
     def portable(q, k, v, table):
-        return _portable(q, k, v, block_size, halo_size, query_block, table)
+        return _portable(q, k, v, block_size, halo_size, query_block, table, dropout)
 
-    if dispatch.resolve_backend(backend) != "ops":
+    if dropout is None and dispatch.resolve_backend(backend) != "ops":
         return fused.local_attention(
             queries * scale, keys, values, rows, cols, (query_block, query_block), logits,
             None if logits is None else "per_query", dispatch.resolve_backend(backend),
@@ -103,7 +110,7 @@ def _position_logits(queries, pos_rows, pos_cols, kv, query_block):
     return mx.concatenate([rows, cols], axis=-1)
 
 
-def _portable(queries, keys, values, block_size, halo_size, query_block, logits):
+def _portable(queries, keys, values, block_size, halo_size, query_block, logits, dropout=None):
     batch, height, width, heads, key_dim = keys.shape
     value_dim, kv, qb = values.shape[4], block_size + 2 * halo_size, query_block
     grid_h, grid_w = height // block_size, width // block_size
@@ -122,10 +129,14 @@ def _portable(queries, keys, values, block_size, halo_size, query_block, logits)
     if logits is not None:
         blocks = query_blocks(logits)  # [B*nb, heads, qb*qb, 2kv]
         mask = (blocks[..., :kv, None] + blocks[..., None, kv:]).reshape(*blocks.shape[:3], -1)
-    out = mx.fast.scaled_dot_product_attention(
-        *(t.astype(mx.float32) for t in (query_blocks(queries), key_windows(keys),
-                                         key_windows(values))),
-        scale=1.0, mask=mask,
-    ).astype(values.dtype)  # fmt: skip
+    q, k, v = (t.astype(mx.float32) for t in (query_blocks(queries), key_windows(keys),
+                                              key_windows(values)))  # fmt: skip
+    if dropout is None:
+        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0, mask=mask)
+    else:
+        scores = q @ k.swapaxes(-1, -2)
+        weights = mx.softmax(scores if mask is None else scores + mask, axis=-1)
+        out = dropout(weights) @ v
+    out = out.astype(values.dtype)
     out = out.reshape(batch, grid_h, grid_w, heads, qb, qb, value_dim)
     return out.transpose(0, 1, 4, 2, 5, 3, 6).reshape(batch, grid_h * qb, grid_w * qb, heads, -1)

@@ -3,31 +3,64 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import mlx.core as mx
 import numpy as np
 
-from .geometry import check_image
+from .geometry import AxisMap, check_image
 from .patches import neighborhood_axis_maps
+
+# Query tile of the portable path, by measurement at NAT stage 1 on a 2-core CPU with OpenBLAS
+# (bench/local_attention.py): 4x4 queries read a 10x10 key region for k=7, so the dense products
+# are twice the taps' work but run in BLAS, and MLX's CPU exp (~20 ns an element) sees at most
+# twice the taps' count; larger tiles exp more, smaller ones gather more and make more calls.
+TILE = (4, 4)
 
 
 @functools.lru_cache(maxsize=64)
-def _tap_plan(size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int]):
-    """Per tap ``t = a*kw + b``: the flat pixel every query reads, and its relative-bias index.
+def _axis_tiles(amap: AxisMap, tile: int):
+    """One axis of the tiled plan: ``(tiles, regions, offsets)``.
 
-    Returns ``(rows, cols, sources, bias_index)``: ``sources[t]`` is an int32 ``[H*W]`` array of
-    ``row * W + col``; ``bias_index`` is ``[kh*kw, H*W]`` into the flattened ``[2kh-1, 2kw-1]``
-    table, with the relative offset ``(source - query) / dilation + kernel - 1`` per axis.
+    Queries are grouped ``tile`` at a time within one residue class modulo the dilation (so a
+    DiNAT tile's windows overlap as much as a NAT tile's); a short last tile repeats its last
+    query. ``regions[i]`` lists the key positions the queries of tile ``i`` read (their union,
+    padded to a common length ``L`` by repeating its last entry); ``offsets[i, t, u]`` is the
+    relative-bias row of region slot ``u`` for query ``t``, or ``2k - 1`` (masked) when the slot
+    is outside that query's window or is padding.
+
+    Shape:
+        ``tiles [n_tiles, tile]``, ``regions [n_tiles, L]``, ``offsets [n_tiles, tile, L]``.
     """
-    rows, cols = neighborhood_axis_maps(size, kernel, dilation)
-    row_src, col_src = rows.source(), cols.source()  # [H, kh], [W, kw]
-    flat = row_src.T[:, None, :, None] * cols.size + col_src.T[None, :, None, :]
-    flat = flat.reshape(rows.kernel * cols.kernel, -1).astype(np.int32)
-    rel_rows = (row_src - np.arange(rows.size)[:, None]) // rows.dilation + rows.kernel - 1
-    rel_cols = (col_src - np.arange(cols.size)[:, None]) // cols.dilation + cols.kernel - 1
-    index = rel_rows.T[:, None, :, None] * (2 * cols.kernel - 1) + rel_cols.T[None, :, None, :]
-    index = index.reshape(flat.shape).astype(np.int32)
-    return rows, cols, [mx.array(t) for t in flat], mx.array(index)
+    source, k, d = amap.source(), amap.kernel, amap.dilation
+    groups = [np.arange(r, amap.size, d) for r in range(min(d, amap.size))]
+    chunks = [g[i : i + tile] for g in groups for i in range(0, len(g), tile)]
+    tiles = np.stack([np.pad(c, (0, tile - len(c)), mode="edge") for c in chunks])
+    unions = [np.unique(source[t]) for t in tiles]
+    span = max(len(u) for u in unions)
+    regions = np.stack([np.pad(u, (0, span - len(u)), mode="edge") for u in unions])
+    real = np.arange(span) < np.array([len(u) for u in unions])[:, None]  # [n_tiles, L]
+    windows = source[tiles]  # [n_tiles, tile, k]
+    hit = (regions[:, None, :, None] == windows[:, :, None, :]) & real[:, None, :, None]
+    relative = (windows - tiles[..., None]) // d + k - 1  # [n_tiles, tile, k]
+    offsets = np.where(hit.any(-1), (hit * relative[:, :, None, :]).sum(-1), 2 * k - 1)
+    return tiles, regions, offsets
+
+
+@functools.lru_cache(maxsize=64)
+def _tile_plan(rows: AxisMap, cols: AxisMap, tile: tuple[int, int]):
+    """Flat gather indices of the tiled path: queries per tile, key region per tile, the way back
+    from tiles to pixels, and the per-axis bias offsets (see :func:`_axis_tiles`)."""
+    tile_rows, region_rows, offset_rows = _axis_tiles(rows, tile[0])
+    tile_cols, region_cols, offset_cols = _axis_tiles(cols, tile[1])
+    width = cols.size
+    queries = (tile_rows[:, None, :, None] * width + tile_cols[None, :, None, :]).reshape(-1)
+    region = (region_rows[:, None, :, None] * width + region_cols[None, :, None, :]).reshape(-1)
+    back = np.zeros(rows.size * width, np.int64)  # each pixel's first place among the tiles
+    back[queries[::-1]] = np.arange(queries.size)[::-1]
+    sizes = (*tile_rows.shape, *tile_cols.shape, region_rows.shape[1], region_cols.shape[1])
+    flat = (queries, region, back, offset_rows, offset_cols)
+    return sizes, [mx.array(a.reshape(-1).astype(np.int32)) for a in flat]
 
 
 def check_neighborhood_inputs(queries, keys, values, kernel_size, dilation, bias):
@@ -58,20 +91,20 @@ def neighborhood_attention(
     dilation=1,
     scale: float | None = None,
     bias: mx.array | None = None,
+    dropout: Callable[[mx.array], mx.array] | None = None,
     backend: str | None = None,
 ) -> mx.array:
     """softmax(q . k * scale + bias) v over each query's clamped NAT/DiNAT neighbourhood.
 
     With a kernel backend this runs the fused kernel (:mod:`mlx_attention.kernels.fused`: one
-    thread per query pixel and head, online softmax in float32; backward through this path).
-    The portable path (``backend`` resolving to ``"ops"``):
-    Loops over the ``kh * kw`` taps twice, reading each tap of ``keys`` (then ``values``) with
-    one gather of whole pixels along the flattened ``H*W`` axis: once for the scores
-    (``[kh*kw, B, H*W, heads]``, small), once to accumulate the weighted values, so the peak
-    holds one gathered tap at a time instead of all ``kh * kw``. Chosen by measurement against
-    query tiles with BLAS products and chunked gathers (bench/local_attention.py, the report).
-    Scores and softmax run in float32; the result is cast to the dtype of ``values``. Windows
-    follow :func:`neighborhood_patches` (kecam's rule).
+    thread per query pixel and head, online softmax in float32; backward through the portable
+    path). The portable path (``backend`` resolving to ``"ops"``, or a ``dropout``, which the
+    fused kernel does not have) works on tiles of ``TILE`` queries: it gathers each tile's key
+    region (the union of its queries' windows, about ``(t + k - 1)^2 / t^2`` times the keys,
+    never ``k*k``), scores it with one batched product, masks the slots outside each query's
+    window (``-inf``, folded into the relative-bias lookup), and takes the weighted sum of the
+    region's values with a second product. Scores and softmax run in float32; the result is cast
+    to the dtype of ``values``. Windows follow :func:`neighborhood_patches` (kecam's rule).
 
     Args:
         queries: ``[B, H, W, heads, kd]``.
@@ -83,6 +116,8 @@ def neighborhood_attention(
         bias: relative-position table ``[heads, 2kh-1, 2kw-1]`` indexed by
             ``(row offset / dh + kh - 1, column offset / dw + kw - 1)`` (kecam's
             ``MultiHeadRelativePositionalKernelBias`` reshaped). Default: none.
+        dropout: applied to the attention weights ``[B, heads, tiles, t, L]`` (zeros outside
+            the windows stay zero), e.g. a training ``nn.Dropout``. Default: none.
         backend: ``None`` (environment), ``"ops"``, ``"metal"``, ``"cuda"`` or ``"emulated"``.
 
     Shape:
@@ -93,7 +128,7 @@ def neighborhood_attention(
     scale = queries.shape[4] ** -0.5 if scale is None else scale
     from ..kernels import dispatch, fused
 
-    if dispatch.resolve_backend(backend) != "ops":
+    if dropout is None and dispatch.resolve_backend(backend) != "ops":
 
         def reference(q, k, v, table):
             return _portable(q, k, v, rows, cols, 1.0, None if bias is None else table)
@@ -102,26 +137,33 @@ def neighborhood_attention(
             queries * scale, keys, values, rows, cols, (1, 1), bias,
             None if bias is None else "table", dispatch.resolve_backend(backend), reference,
         )  # fmt: skip
-    return _portable(queries, keys, values, rows, cols, scale, bias)
+    return _portable(queries, keys, values, rows, cols, scale, bias, dropout)
 
 
-def _portable(queries, keys, values, rows, cols, scale, bias):
-    batch, height, width, heads, key_dim = queries.shape
-    pixels = height * width
-    kernel, dilation = (rows.kernel, cols.kernel), (rows.dilation, cols.dilation)
-    _, _, sources, bias_index = _tap_plan((height, width), kernel, dilation)
-    q32 = queries.reshape(1, batch, pixels, heads, key_dim).astype(mx.float32) * scale
-    flat_keys = keys.reshape(batch, pixels, heads, key_dim)
-    scores = mx.concatenate(
-        [(q32 * mx.take(flat_keys, src, axis=1).astype(mx.float32)).sum(-1) for src in sources]
-    )  # tap-major [taps, B, H*W, heads]: every tap's slice below is contiguous
-    if bias is not None:
-        table = mx.take(bias.astype(mx.float32).reshape(heads, -1), bias_index, axis=1)
-        scores = scores + table.transpose(1, 2, 0)[:, None]  # [taps, 1, H*W, heads]
-    weights = mx.softmax(scores, axis=0)[..., None]
-    flat_values = values.reshape(batch, pixels, heads, values.shape[4])
-    out = None
-    for t, src in enumerate(sources):
-        term = weights[t] * mx.take(flat_values, src, axis=1).astype(mx.float32)
-        out = term if out is None else out + term
-    return out.astype(values.dtype).reshape(values.shape)
+def _portable(queries, keys, values, rows, cols, scale, bias, dropout=None):
+    batch, height, width, heads, _ = queries.shape
+    sizes, (query_index, region_index, back, offset_rows, offset_cols) = _tile_plan(
+        rows, cols, TILE
+    )
+    n_rows, tile_h, n_cols, tile_w, span_h, span_w = sizes
+    tiles = n_rows * n_cols
+
+    def gather(x, index, count):  # [B, H, W, heads, d] -> [B, heads, tiles, count, d], float32
+        x = mx.take(x.reshape(batch, height * width, heads, -1), index, axis=1)
+        return x.reshape(batch, tiles, count, heads, -1).transpose(0, 3, 1, 2, 4).astype(mx.float32)
+
+    q = gather(queries, query_index, tile_h * tile_w) * scale
+    scores = q @ gather(keys, region_index, span_h * span_w).swapaxes(-1, -2)
+    table = mx.zeros((heads, 2 * rows.kernel - 1, 2 * cols.kernel - 1)) if bias is None else bias
+    # offset 2k-1 (a slot outside the query's window) reads the appended -inf row or column
+    table = mx.pad(table.astype(mx.float32), [(0, 0), (0, 1), (0, 1)], constant_values=-mx.inf)
+    logits = mx.take(mx.take(table, offset_rows, axis=1), offset_cols, axis=2)
+    logits = logits.reshape(heads, n_rows, tile_h, span_h, n_cols, tile_w, span_w)
+    scores = scores.reshape(batch, heads, n_rows, n_cols, tile_h, tile_w, span_h, span_w)
+    scores = scores + logits.transpose(0, 1, 4, 2, 5, 3, 6)
+    weights = mx.softmax(scores.reshape(batch, heads, tiles, tile_h * tile_w, -1), axis=-1)
+    if dropout is not None:
+        weights = dropout(weights)
+    out = weights @ gather(values, region_index, span_h * span_w)  # [B, heads, tiles, t, vd]
+    out = out.transpose(0, 2, 3, 1, 4).reshape(batch, -1, heads, values.shape[4])
+    return mx.take(out, back, axis=1).astype(values.dtype).reshape(values.shape)
