@@ -94,3 +94,37 @@ def test_compile_and_grad(case, monkeypatch):
     numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
     analytic = (grad * direction).sum()
     assert abs(numeric.item() - analytic.item()) <= 5e-2 * abs(analytic.item()) + 1e-4
+
+
+# The first fixture of each fused-attention block, one of them with a value width (7.5 -> 7)
+# outside the harness' common builds, so the emulated kernel is built for it on demand.
+_FUSED_CASES = [next(c for c in LOCAL if c.kecam == name) for name in
+                ("neighborhood_attention", "halo_attention")] + [
+    next(c for c in LOCAL if c.id == "nat_rect_k5_c30")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", _FUSED_CASES, ids=lambda c: c.id)
+def test_blocks_run_the_fused_kernel_when_emulated(case, kernel_backend, monkeypatch):
+    """Under the emulated backend the attention itself runs in the fused kernel (a call of its
+    emulator), and a training-mode attention dropout falls back to the portable path."""
+    calls = []
+
+    def counting(inputs, out_shape, threadgroup):
+        calls.append(out_shape)
+        return harness.fused.emulate_both(inputs, out_shape, threadgroup)
+
+    monkeypatch.setattr(kernels.fused, "_emulator", counting)
+    run_case(case)
+    assert len(calls) == (kernel_backend == "emulated")
+
+    factory = getattr(al, case.kecam)
+    module = factory(case.input_shapes[0], *case.args, **{**case.kwargs, "attn_dropout": 0.5})
+    x = mx.array(load_arrays(case)[0][0])
+    module.train()
+    calls.clear()
+    mx.random.seed(0)
+    dropped = module(x)
+    assert not calls and bool(mx.all(mx.isfinite(dropped)))
+    module.eval()
+    assert not mx.allclose(dropped, module(x)).item()

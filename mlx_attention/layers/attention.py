@@ -24,6 +24,11 @@ class Dropout(nn.Dropout):
         super().__init__(rate)
         self.rate = rate
 
+    @property
+    def active(self) -> bool:
+        """Whether a call changes anything (training mode and a positive rate)."""
+        return self.training and self.rate > 0
+
 
 def attend(
     query: mx.array,
@@ -55,7 +60,7 @@ def attend(
     """
     if bias is not None:
         bias = bias.astype(query.dtype)
-    dropping = dropout is not None and dropout.training and dropout.rate > 0
+    dropping = dropout is not None and dropout.active
     if scores_fn is None and not dropping:
         return mx.fast.scaled_dot_product_attention(query, key, value, scale=scale, mask=bias)
     scores = (query @ key.swapaxes(-1, -2)) * scale

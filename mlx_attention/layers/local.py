@@ -12,7 +12,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import ops
-from ..kernels import dispatch
+from .attention import Dropout
 from .base import KerasLayer, KerasModule
 from .common import BatchNormActivation, Conv2dNoBias, GroupNorm
 from .positional import MultiHeadRelativePositionalKernelBias, RelativePositionalEmbedding
@@ -23,12 +23,6 @@ def _check_positive(**values: int) -> None:
     for what, value in values.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{what}={value!r} must be a positive int")
-
-
-def _dropout(rate: float, what: str) -> nn.Dropout:
-    if not 0 <= rate < 1:
-        raise ValueError(f"{what}={rate} must be in [0, 1)")
-    return nn.Dropout(rate)
 
 
 def _avg_pool_3x3_s2(x: mx.array) -> mx.array:
@@ -300,8 +294,8 @@ class OutlookAttention(KerasModule):
         self.v = nn.Linear(in_dims, embed_dim, bias=False)
         self.attn = nn.Linear(in_dims, kernel_size**4 * num_heads)
         self.out = nn.Linear(embed_dim, embed_dim)
-        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
-        self.out_drop = _dropout(output_dropout, "output_dropout")
+        self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
+        self.out_drop = Dropout(output_dropout, what="output_dropout")
         taps = kernel_size * kernel_size
         # kecam stores its fold's identity Conv2DTranspose kernel; the loader checks it
         identity = np.eye(taps, dtype=np.float32)
@@ -379,7 +373,7 @@ class OutlookAttentionSimple(KerasModule):
         self.v = nn.Linear(in_dims, embed_dim, bias=False)
         self.attn = nn.Linear(in_dims, kernel_size**4 * num_heads)
         self.out = nn.Linear(embed_dim, embed_dim)
-        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+        self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
 
     def keras_layers(self):
         return (
@@ -407,11 +401,9 @@ class NeighborhoodAttention(KerasModule):
     the map (kecam's VALID extraction plus replicate padding of the window grid), with a
     per-head relative-position bias. A map smaller than ``k * dilation`` is zero-padded at the
     bottom/right first (padded tokens carry the ``qkv`` bias and take part as keys), and the
-    output is cropped back. On the pure-MLX path the attention runs on
-    :func:`ops.neighborhood_attention`, which never holds the ``k*k`` copies of keys and values;
-    on a kernel back-end the neighbourhoods are gathered by the kernels
-    (:func:`ops.neighborhood_patches`). ``C % num_heads != 0`` works as in kecam (``E < C``,
-    the output Dense maps back to ``C``).
+    output is cropped back. The attention runs on :func:`ops.neighborhood_attention`, which never
+    holds the ``k*k`` copies of keys and values. ``C % num_heads != 0`` works as in kecam
+    (``E < C``, the output Dense maps back to ``C``).
 
     Args:
         dims: input channels ``C``.
@@ -456,31 +448,17 @@ class NeighborhoodAttention(KerasModule):
         self.pos = MultiHeadRelativePositionalKernelBias(
             num_heads, *self.padded, kernel_size, dilation_rate=self.dilation, name=self.sub("pos")
         )
-        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
-        self.attn_drop_rate = attn_dropout
+        self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
         self.out_weight = out_weight
         if out_weight:
             self.output = nn.Linear(embed, dims, bias=out_bias)
-        self.out_drop = _dropout(output_dropout, "output_dropout")
+        self.out_drop = Dropout(output_dropout, what="output_dropout")
 
     def keras_layers(self):
         layers = [KerasLayer(self.sub("qkv"), "Dense", self.qkv)]
         if self.out_weight:
             layers.append(KerasLayer(self.sub("output"), "Dense", self.output))
         return tuple(layers)
-
-    def _attend_gathered(self, q, k, v):
-        """The kernel path: gather the neighbourhoods, then a dense softmax over the taps."""
-        batch, height, width, heads, key_dim = q.shape
-        taps = self.kernel_size * self.kernel_size
-        kv = mx.concatenate([k, v], axis=-1).reshape(batch, height, width, -1)
-        kv = ops.neighborhood_patches(kv, self.kernel_size, dilation=self.dilation)
-        kv = kv.reshape(batch, height * width, taps, heads, 2 * key_dim).transpose(0, 1, 3, 2, 4)
-        keys, values = kv[..., :key_dim], kv[..., key_dim:]
-        q = q.reshape(batch, height * width, heads, 1, key_dim)
-        scores = self.pos((q * key_dim**-0.5) @ keys.swapaxes(-1, -2))  # [B, N, heads, 1, kk]
-        weights = self.attn_drop(mx.softmax(scores, axis=-1, precise=True))
-        return (weights @ values).reshape(batch, height, width, heads, key_dim)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, height, width, _ = x.shape
@@ -490,14 +468,16 @@ class NeighborhoodAttention(KerasModule):
         heads, key_dim = self.num_heads, self.key_dim
         qkv = self.qkv(x).reshape(batch, *self.padded, 3, heads, key_dim)
         q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
-        dropping = self.training and self.attn_drop_rate > 0  # the NA core has no dropout
-        if dropping or dispatch.resolve_backend() != "ops":
-            out = self._attend_gathered(q, k, v)
-        else:
-            table = self.pos.positional_embedding.reshape(heads, *(2 * self.kernel_size - 1,) * 2)
-            out = ops.neighborhood_attention(
-                q, k, v, self.kernel_size, dilation=self.dilation, bias=table
-            )
+        table = self.pos.positional_embedding.reshape(heads, *(2 * self.kernel_size - 1,) * 2)
+        out = ops.neighborhood_attention(
+            q,
+            k,
+            v,
+            self.kernel_size,
+            dilation=self.dilation,
+            bias=table,
+            dropout=self.attn_drop if self.attn_drop.active else None,
+        )
         out = out.reshape(batch, *self.padded, heads * key_dim)[:, :height, :width]
         if self.out_weight:
             out = self.output(out)
@@ -509,7 +489,8 @@ class HaloAttention(KerasModule):
 
     Queries in non-overlapping ``b x b`` blocks (``b / strides`` after the strided 1x1 query
     conv) attend to their block grown by ``halo_size`` on every side (:func:`ops.halo_blocks`,
-    zeros outside the map), plus a relative-position term computed from the unscaled query.
+    zeros outside the map), plus a relative-position term computed from the unscaled query
+    (:func:`ops.halo_attention`).
     The key/value conv's channels are per-head interleaved ``[key | value]``. When ``strides``
     does not divide ``block_size``, kecam attends at stride 1 and averages 2x2 at the end.
 
@@ -575,7 +556,7 @@ class HaloAttention(KerasModule):
             key_dim, self.query_block, self.query_block, position_height=window,
             name=self.sub("pos_emb"),
         )  # fmt: skip
-        self.attn_drop = _dropout(attn_dropout, "attn_dropout")
+        self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
         self.out_weight = out_weight
         if out_weight:
             self.output = nn.Linear(num_heads * self.value_dim, out_dims, bias=out_bias)
@@ -590,25 +571,18 @@ class HaloAttention(KerasModule):
         return tuple(layers)
 
     def __call__(self, x: mx.array) -> mx.array:
-        batch = x.shape[0]
-        heads, kd, vd, qb, s = (
-            self.num_heads, self.key_dim, self.value_dim, self.query_block, self.strides
-        )  # fmt: skip
+        heads, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        s = self.strides
         q = self.query(x[:, ::s, ::s])
-        rows, cols = q.shape[1] // qb, q.shape[2] // qb
-        q = q.reshape(batch, rows, qb, cols, qb, heads, kd).transpose(0, 5, 1, 3, 2, 4, 6)
-        kv = ops.halo_blocks(self.key_value(x), self.block_size, self.halo_size)
-        window = kv.shape[3]
-        kv = kv.reshape(batch, rows, cols, window * window, heads, kd + vd)
-        kv = kv.transpose(0, 4, 1, 2, 3, 5)  # [B, heads, rows, cols, kv*kv, kd + vd]
-        keys, values = kv[..., :kd], kv[..., kd:]
-        flat_q = q.reshape(batch, heads, rows, cols, qb * qb, kd)
-        scores = (flat_q * kd**-0.5) @ keys.swapaxes(-1, -2)
-        pos = self.pos_emb(q.reshape(batch, heads * rows * cols, qb, qb, kd))
-        scores = scores + pos.reshape(scores.shape)
-        weights = self.attn_drop(mx.softmax(scores, axis=-1, precise=True))
-        out = (weights @ values).reshape(batch, heads, rows, cols, qb, qb, vd)
-        out = out.transpose(0, 2, 4, 3, 5, 1, 6).reshape(batch, rows * qb, cols * qb, heads * vd)
+        q = q.reshape(*q.shape[:3], heads, kd)
+        kv = self.key_value(x)
+        kv = kv.reshape(*kv.shape[:3], heads, kd + vd)
+        out = ops.halo_attention(
+            q, kv[..., :kd], kv[..., kd:], self.block_size, self.halo_size,
+            pos_rows=self.pos_emb.r_height, pos_cols=self.pos_emb.r_width,
+            dropout=self.attn_drop if self.attn_drop.active else None,
+        )  # fmt: skip
+        out = out.reshape(*out.shape[:3], heads * vd)
         if self.avg_down:
             out = _avg_pool_tf(out, 2, same=False)
         return self.output(out) if self.out_weight else out
