@@ -209,7 +209,7 @@ def test_dispatch_resolution(monkeypatch):
         if not ok and name != "emulated":
             with pytest.raises(ValueError, match="not available here"):
                 kernels.resolve_backend(name)
-    assert [k for k, _ in kernels.kernel_list()] == ["unfold", "fold"]
+    assert [k for k, _ in kernels.kernel_list()] == ["unfold", "fold", "local_attention"]
 
 
 def test_env_emulated_runs_the_kernels(monkeypatch):

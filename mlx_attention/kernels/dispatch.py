@@ -19,6 +19,7 @@ import numpy as np
 
 from ..ops.geometry import AxisMap
 from ..ops.patches import accumulator_dtype
+from . import fused
 from .bodies import INPUT_NAMES, KERNELS, OUTPUT_NAMES, kernel_source
 
 ENV_VAR = "MLX_ATTENTION_KERNELS"
@@ -55,8 +56,9 @@ def backend_report() -> list[tuple[str, bool, str]]:
 
 
 def kernel_list() -> list[tuple[str, str]]:
-    """``(kernel, what it serves)`` for every custom kernel."""
-    return list(KERNELS.items())
+    """``(kernel, what it serves)`` for every custom kernel: the two gathers, then the fused
+    local attention."""
+    return [*KERNELS.items(), (fused.NAME, fused.SERVES)]
 
 
 def resolve_backend(backend: str | None = None) -> str:

@@ -26,6 +26,11 @@ import numpy as np
 from ..ops.geometry import PARAMS_PER_AXIS, AxisMap
 from .bodies import _NAT_START, _READ_AXIS, PRELUDES
 
+NAME = "local_attention"
+SERVES = (
+    "fused NAT/DiNAT neighbourhood and halo attention (scores, relative bias, online softmax, "
+    "weighted values; no K*K patches)"
+)
 HEADER_PARAMS = 9
 INPUT_NAMES = ("params", "queries", "keys", "values", "bias")
 OUTPUT_NAMES = ("out",)
@@ -127,7 +132,7 @@ def fused_source(backend: str) -> str:
 def build_fused(backend: str):
     """The MLX kernel object of the fused local attention on ``backend`` (built once)."""
     common = dict(
-        name="local_attention", input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+        name=NAME, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
         source=fused_source(backend),
     )  # fmt: skip
     if backend == "metal":
