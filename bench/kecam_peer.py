@@ -5,10 +5,13 @@ Run by ``bench/run.py`` in a subprocess (TensorFlow and MLX do not share a proce
 Reads a JSON job on stdin, writes one JSON document on stdout, progress on stderr.
 
 Job: ``{"rows": [{"key", "kecam", "module", "kwargs", "input_shapes", "is_class", "windows"}],
-"batches": [...], "protocol": {"warmup", "min_calls", "min_seconds", "max_calls"}}``.
+"batches": [...], "protocol": {the fields of mlx_attention.benchmarks.Protocol}}``. Timing uses
+``benchmarks.time_calls`` (the same loop and other-load check as MLX's rows; only that module's
+pure-Python helpers run here); records hold ``kecam_ms``, ``kecam_q1_ms``, ... like MLX's.
 With ``"memory": true`` (run with ``TF_CPU_ALLOCATOR_USE_BFC=true``, the only CPU allocator
 that keeps a peak counter, so it runs in a pass of its own and the timing pass keeps TensorFlow's
-defaults) each row reports the peak of one call over what was allocated before it, like MLX's.
+defaults) each row reports ``kecam_peak_mb``, the peak of one call over what was allocated before
+it, like MLX's.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import statistics
 import sys
-import time
+
+from mlx_attention import benchmarks
 
 
 def _build(tf, keras, row: dict, batch: int):
@@ -43,24 +46,15 @@ def _peak_memory(tf, call) -> dict:
     resident = tf.config.experimental.get_memory_info("CPU:0")["current"]
     call()
     peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-    return {"peak_mb": max(0, peak - resident) / 2**20}
+    return {"kecam_peak_mb": max(0, peak - resident) / 2**20}
 
 
-def _measure(call, protocol: dict) -> dict:
+def _measure(call, protocol: benchmarks.Protocol) -> dict:
     call()  # traces
-    for _ in range(protocol["warmup"]):
+    for _ in range(protocol.warmup):
         call()
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < protocol["max_calls"] and (
-        len(times) < protocol["min_calls"]
-        or time.perf_counter() - started < protocol["min_seconds"]
-    ):
-        t0 = time.perf_counter()
-        call()  # a tf.function call on the CPU returns when its ops have run
-        times.append((time.perf_counter() - t0) * 1e3)
-    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
-    return {"ms": statistics.median(times), "q1_ms": q1, "q3_ms": q3, "calls": len(times)}
+    # a tf.function call on the CPU returns when its ops have run
+    return benchmarks.timing_fields("kecam", benchmarks.time_calls(call, protocol))
 
 
 def main() -> int:
@@ -78,7 +72,7 @@ def main() -> int:
                 if job.get("memory"):
                     record.update(_peak_memory(tf, call))
                 else:
-                    record.update(_measure(call, job["protocol"]))
+                    record.update(_measure(call, benchmarks.Protocol(**job["protocol"])))
                 record["status"] = "ok"
             except Exception as exc:  # a failing row is reported, the others still run
                 record["status"] = f"error: {type(exc).__name__}: {str(exc)[:300]}"

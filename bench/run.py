@@ -1,14 +1,17 @@
 """The full benchmark: every block, this library next to its peers, measured in one run.
 
     python bench/run.py                       # b1 and b8, float32, eager, every peer installed
-    python bench/run.py --quick --blocks nat  # a short protocol, one row
+    python bench/run.py --quick               # b1, a few calls per row, no peers: under a minute
     python bench/run.py --mode eager,compiled --dtype float32,float16 --kernels auto,off
 
 Peers, where installed: kecam on TensorFlow (the ``reference`` extra; float32, in a subprocess,
 TensorFlow's default settings, i.e. oneDNN on; rows that oneDNN cannot run, a softmax over more
 than 5 dimensions in VOLO and HaloNet, are rerun with oneDNN off and marked so), natten-mlx for
 the neighbourhood block (its ``na2d`` between the same dense projections), and the
-straightforward MLX floor of perf_anchors.md. Ratios are ours / peer, from this run only.
+straightforward MLX floor of perf_anchors.md. Ratios are ours / peer, from this run only. Every
+measurement watches the CPU other processes use and is repeated when they disturb it
+(``benchmarks.Protocol``); rows that stay disturbed are marked ``*``. Each row records the kernel
+setting and the backend that actually ran under it (``kernels.resolve_backend()``).
 
 Writes ``bench/results/bench-<time>.{json,md,png}`` (the plot needs the ``bench`` extra).
 """
@@ -23,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import mlx.core as mx
@@ -42,14 +46,14 @@ def run_kecam(blocks, batches, protocol: benchmarks.Protocol) -> tuple[dict, dic
         }
         for b in blocks
     ]  # fmt: skip
-    job = {"rows": rows, "batches": list(batches), "protocol": vars(protocol).copy()}
+    job = {"rows": rows, "batches": list(batches), "protocol": asdict(protocol)}
     env, records = _kecam_pass(job, {})
     failed = {r["block"] for r in records.values() if "dims must be <= 5" in r["status"]}
     if failed:  # oneDNN's softmax takes at most 5 dimensions: rerun those rows without it
         retry = {**job, "rows": [r for r in rows if r["key"] in failed]}
         _, again = _kecam_pass(retry, {"TF_ENABLE_ONEDNN_OPTS": "0"})
         for key, record in again.items():
-            records[key] = {**record, "note": "oneDNN off (its softmax fails on rank > 5)"}
+            records[key] = {**record, "kecam_note": "oneDNN off (its softmax fails on rank > 5)"}
     _, memory = _kecam_pass({**job, "memory": True}, {"TF_CPU_ALLOCATOR_USE_BFC": "true"})
     failed_memory = [r for r in rows if r["key"] in failed]
     if failed_memory:
@@ -59,8 +63,8 @@ def run_kecam(blocks, batches, protocol: benchmarks.Protocol) -> tuple[dict, dic
         )
         memory.update(again)
     for key, record in records.items():
-        if key in memory and "peak_mb" in memory[key]:
-            record["peak_mb"] = memory[key]["peak_mb"]
+        if key in memory and "kecam_peak_mb" in memory[key]:
+            record["kecam_peak_mb"] = memory[key]["kecam_peak_mb"]
     return records, env
 
 
@@ -100,7 +104,7 @@ def run_natten_mlx(blocks, batches, protocol, mode: str) -> dict:
             try:
                 timing = benchmarks.measure(lambda fn=fn, x=x: fn(x), protocol)
                 records[(block.key, batch)] = {
-                    "status": "ok", "ms": timing.median_ms, "peak_mb": timing.peak_bytes / 2**20,
+                    "status": "ok", **benchmarks.timing_fields("natten_mlx", timing)
                 }  # fmt: skip
             except Exception as exc:  # an API change in natten-mlx must not stop the run
                 records[(block.key, batch)] = {"status": f"error: {type(exc).__name__}: {exc}"}
@@ -108,7 +112,7 @@ def run_natten_mlx(blocks, batches, protocol, mode: str) -> dict:
 
 
 def attach_peers(records: list[dict], peers: dict[str, dict]) -> None:
-    """Put each peer's time and memory, and ours / theirs, on the float32 records."""
+    """Put each peer's fields (``<peer>_ms``, ...) and ours / theirs on the float32 records."""
     for record in records:
         if record["dtype"] != "float32":
             continue
@@ -119,62 +123,63 @@ def attach_peers(records: list[dict], peers: dict[str, dict]) -> None:
             if peer["status"] != "ok":
                 record[f"{name}_status"] = peer["status"]
                 continue
-            record[f"{name}_ms"] = peer["ms"]
-            if "q1_ms" in peer:
-                record[f"{name}_q1_ms"], record[f"{name}_q3_ms"] = peer["q1_ms"], peer["q3_ms"]
-            if "peak_mb" in peer:
-                record[f"{name}_peak_mb"] = peer["peak_mb"]
-            if "note" in peer:
-                record[f"{name}_note"] = peer["note"]
+            record.update((k, v) for k, v in peer.items() if k.startswith(f"{name}_"))
             if "ours_ms" in record:
-                record[f"ratio_{name}"] = record["ours_ms"] / peer["ms"]
-            if record.get("ours_peak_mb") and peer.get("peak_mb"):
-                record[f"mem_ratio_{name}"] = record["ours_peak_mb"] / peer["peak_mb"]
+                record[f"ratio_{name}"] = record["ours_ms"] / peer[f"{name}_ms"]
+            if record.get("ours_peak_mb") and peer.get(f"{name}_peak_mb"):
+                record[f"mem_ratio_{name}"] = record["ours_peak_mb"] / peer[f"{name}_peak_mb"]
 
 
 # --- output ---------------------------------------------------------------------------------
 
+fmt = benchmarks.fmt
 COLUMNS = (
     ("block", lambda r: r["block"]),
     ("shape", lambda r: r["shape"]),
     ("b", lambda r: str(r["batch"])),
     ("dtype", lambda r: r["dtype"]),
     ("mode", lambda r: r["mode"]),
-    ("MFLOP", lambda r: _f(r["mflops"])),
-    ("ours ms", lambda r: _ms(r, "ours") if r["status"] == "ok" else r["status"][:30]),
-    ("ours MB", lambda r: _f(r.get("ours_peak_mb"))),
-    ("floor ms", lambda r: _f(r.get("floor_ms"))),
-    ("x floor", lambda r: _f(r.get("ratio_floor"), 2)),
+    ("kernels", benchmarks.kernels_cell),
+    ("MFLOP", lambda r: fmt(r["mflops"])),
+    ("ours ms", lambda r: benchmarks.time_cell(r, "ours") if r["status"] == "ok"
+     else r["status"][:30]),
+    ("ours MB", lambda r: fmt(r.get("ours_peak_mb"))),
+    ("floor ms", lambda r: benchmarks.time_cell(r, "floor", spread=False)),
+    ("x floor", lambda r: fmt(r.get("ratio_floor"), 2)),
     ("kecam-TF ms", lambda r: _peer_ms(r, "kecam")),
-    ("x kecam", lambda r: _f(r.get("ratio_kecam"), 2)),
-    ("TF MB", lambda r: _f(r.get("kecam_peak_mb"))),
+    ("x kecam", lambda r: fmt(r.get("ratio_kecam"), 2)),
+    ("TF MB", lambda r: fmt(r.get("kecam_peak_mb"))),
     ("natten-mlx ms", lambda r: _peer_ms(r, "natten_mlx")),
-    ("x natten-mlx", lambda r: _f(r.get("ratio_natten_mlx"), 2)),
-)
-
-
-def _f(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}g}" if value < 10**digits else f"{value:.0f}"
-
-
-def _ms(record: dict, prefix: str) -> str:
-    median = record[f"{prefix}_ms"]
-    if f"{prefix}_q1_ms" not in record:
-        return _f(median)
-    return f"{_f(median)} ({_f(record[f'{prefix}_q1_ms'])}–{_f(record[f'{prefix}_q3_ms'])})"
+    ("x natten-mlx", lambda r: fmt(r.get("ratio_natten_mlx"), 2)),
+)  # fmt: skip
+# columns of the run's settings: shown only where the run varies them, else said once above
+SETTINGS = ("dtype", "mode", "kernels")
 
 
 def _peer_ms(record: dict, name: str) -> str:
     if f"{name}_ms" in record:
-        return _ms(record, name) + (" ¹" if f"{name}_note" in record else "")
+        return benchmarks.time_cell(record, name) + (" ¹" if f"{name}_note" in record else "")
     return record.get(f"{name}_status", "–")[:30]
 
 
 def _used_columns(records):
     empty = {"–", ""}
-    return [(h, f) for h, f in COLUMNS if any(f(r) not in empty for r in records)]
+    return [
+        (h, f)
+        for h, f in COLUMNS
+        if any(f(r) not in empty for r in records)
+        and not (h in SETTINGS and len({f(r) for r in records}) == 1)
+    ]
+
+
+def _settings(records) -> str:
+    """The settings every record shares, e.g. ``float32, eager, kernels auto: ops``."""
+    shared = [
+        ("kernels " if h == "kernels" else "") + f(records[0])
+        for h, f in COLUMNS
+        if h in SETTINGS and len({f(r) for r in records}) == 1
+    ]
+    return ", ".join(shared)
 
 
 def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> str:
@@ -182,16 +187,17 @@ def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> s
     lines = [
         f"Machine: {env['processor']}, {env['cpus']} CPUs, {env['platform']}; MLX {env['mlx']} "
         f"on {env['device']}, BLAS: {env['blas']}; kernels: {env['kernels_backend']}; "
-        f"kecam-TF: {env.get('kecam', 'not run')}. Protocol: {protocol.warmup} warm-up calls, "
-        f"then >= {protocol.min_calls} calls and >= {protocol.min_seconds} s; median "
+        f"kecam-TF: {env.get('kecam', 'not run')}. Rows: {_settings(records) or 'see columns'}. "
+        f"Protocol: {protocol.warmup} warm-up calls, then >= {protocol.min_calls} calls and "
+        f">= {protocol.min_seconds} s (at most {protocol.max_calls}); median "
         "(inter-quartile range). MB: peak memory of one call over what was allocated before it. "
         "x peer = ours / peer in this run (> 1: slower).",
         "",
+        benchmarks.noise_summary(records, protocol),
+        "",
         "| " + " | ".join(h for h, _ in columns) + " |",
         "|"
-        + "|".join(
-            "---" if h in ("block", "shape", "dtype", "mode") else "---:" for h, _ in columns
-        )
+        + "|".join("---" if h in ("block", "shape", *SETTINGS) else "---:" for h, _ in columns)
         + "|",  # fmt: skip
     ]
     lines += ["| " + " | ".join(f(r) for _, f in columns) + " |" for r in records]
@@ -238,12 +244,12 @@ def plot(records: list[dict], path: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    benchmarks.add_arguments(parser, batches="1,8", modes="eager")
-    parser.add_argument("--peers", default="kecam,natten_mlx",
-                        help="kecam,natten_mlx, or none (default: those installed)")  # fmt: skip
+    benchmarks.add_arguments(parser, full_batches="1,8", modes="eager")
+    parser.add_argument("--peers", help="kecam,natten_mlx or none (default: those installed; "
+                        "none in quick mode)")  # fmt: skip
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
     args = parser.parse_args(argv)
-    options = benchmarks.options_from_args(args)
+    options = benchmarks.options_from_args(args, args.quick)
     protocol = benchmarks.QUICK if args.quick else benchmarks.FULL
     blocks, batches = options["blocks"], options["batches"]
 
@@ -257,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         **options, protocol=protocol, progress=benchmarks.Progress(benchmarks.planned(options))
     )
 
-    wanted = {p for p in args.peers.split(",") if p and p != "none"}
+    peer_text = args.peers or ("none" if args.quick else "kecam,natten_mlx")
+    wanted = {p for p in peer_text.split(",") if p and p != "none"}
     peers: dict[str, dict] = {}
     if "float32" in options["dtypes"]:
         if "kecam" in wanted and _installed("keras_cv_attention_models", "tensorflow", "tf_keras"):
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = _used_columns(records)
     print(benchmarks.text_table([[f(r) for _, f in columns] for r in records],
                                 [h for h, _ in columns]))  # fmt: skip
+    print(f"Rows: {_settings(records)}. {benchmarks.noise_summary(records, protocol)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / time.strftime("bench-%Y%m%d-%H%M%S")

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -295,22 +296,36 @@ def select_blocks(names: str | Sequence[str] | None) -> list[Block]:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How long to time: ``warmup`` calls, then until ``min_calls`` and ``min_seconds``."""
+    """How long to time: ``warmup`` calls, then until ``min_calls`` and ``min_seconds``.
+
+    Around the timed calls, the CPU that other processes (and the hypervisor's steal) used is
+    measured; above ``max_other_cores`` the timed calls are repeated, up to ``retries`` more
+    times, and the cleanest attempt is reported (perf_anchors.md).
+    """
 
     warmup: int = 3
     min_calls: int = 20
     min_seconds: float = 1.0
     max_calls: int = 200
+    retries: int = 2
+    max_other_cores: float = 0.25
 
 
 FULL = Protocol()
-# Quick mode keeps the shape of the protocol but shortens it, so every row fits in a minute.
-QUICK = Protocol(warmup=1, min_calls=5, min_seconds=0.1, max_calls=20)
+# Quick mode keeps the shape of the protocol but shortens it: a few timed calls per row, and
+# contamination is marked, not retried, so batch 1 of every row fits in well under a minute.
+QUICK = Protocol(warmup=1, min_calls=5, min_seconds=0.0, max_calls=5, retries=0)
+QUICK_BATCHES = "1"
 
 
 @dataclass
 class Timing:
-    """Result of :func:`measure`; times in milliseconds, memory in bytes."""
+    """Result of :func:`measure`; times in milliseconds, memory in bytes (``None``: not taken).
+
+    ``other_cores`` is the CPU other processes used while the reported calls ran (``None``
+    where the machine does not say: no ``/proc/stat``); ``attempt_other_cores`` has it for
+    every attempt, the reported one included.
+    """
 
     median_ms: float
     q1_ms: float
@@ -318,13 +333,76 @@ class Timing:
     min_ms: float
     max_ms: float
     calls: int
-    peak_bytes: int
+    peak_bytes: int | None
     times_ms: list[float] = field(repr=False, default_factory=list)
+    other_cores: float | None = None
+    attempt_other_cores: list[float | None] = field(default_factory=list)
+    contaminated: bool = False
 
     @property
     def spread(self) -> float:
         """Inter-quartile range over the median."""
         return (self.q3_ms - self.q1_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds every process on the machine has used, steal included, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    busy = fields[0] + fields[1] + fields[2] + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class OtherLoad:
+    """Cores used by other processes between construction and :meth:`cores`."""
+
+    def __init__(self):
+        self.machine, self.own = _machine_busy_seconds(), _own_seconds()
+        self.wall = time.perf_counter()
+
+    def cores(self) -> float | None:
+        machine = _machine_busy_seconds()
+        wall = time.perf_counter() - self.wall
+        if machine is None or self.machine is None or wall <= 0:
+            return None
+        other = (machine - self.machine) - (_own_seconds() - self.own)
+        return max(0.0, other / wall)
+
+
+def time_calls(
+    call: Callable[[], object], protocol: Protocol = FULL, peak_bytes: int | None = None
+) -> Timing:
+    """Timed calls of ``call`` (which must return when its work is done), repeated while other
+    processes use more than ``protocol.max_other_cores``; warm-up is the caller's."""
+    attempts = []
+    for _ in range(1 + protocol.retries):
+        load = OtherLoad()
+        times: list[float] = []
+        started = time.perf_counter()
+        while len(times) < protocol.max_calls and (
+            len(times) < protocol.min_calls or time.perf_counter() - started < protocol.min_seconds
+        ):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1e3)
+        attempts.append((load.cores(), times))
+        if attempts[-1][0] is None or attempts[-1][0] <= protocol.max_other_cores:
+            break
+    other, times = min(attempts, key=lambda a: a[0] or 0.0)
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return Timing(
+        statistics.median(times), q1, q3, min(times), max(times), len(times), peak_bytes, times,
+        other, [a[0] for a in attempts], other is not None and other > protocol.max_other_cores,
+    )  # fmt: skip
 
 
 def measure(fn: Callable[[], object], protocol: Protocol = FULL) -> Timing:
@@ -342,17 +420,11 @@ def measure(fn: Callable[[], object], protocol: Protocol = FULL) -> Timing:
     mx.synchronize()
     peak = max(0, mx.get_peak_memory() - resident)
 
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < protocol.max_calls and (
-        len(times) < protocol.min_calls or time.perf_counter() - started < protocol.min_seconds
-    ):
-        t0 = time.perf_counter()
+    def call():
         mx.eval(fn())
         mx.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
-    return Timing(statistics.median(times), q1, q3, min(times), max(times), len(times), peak, times)
+
+    return time_calls(call, protocol, peak)
 
 
 class Progress:
@@ -518,15 +590,18 @@ def _time_callable(fn: Callable, inputs: list[mx.array], mode: str, protocol: Pr
     return measure(lambda: call(*inputs), protocol)
 
 
-def _timing_fields(prefix: str, timing: Timing | None) -> dict:
-    if timing is None:
-        return {}
+def timing_fields(prefix: str, timing: Timing) -> dict:
+    """The fields of a record that hold ``timing``, named ``<prefix>_ms`` and so on."""
+    fields = {} if timing.peak_bytes is None else {f"{prefix}_peak_mb": timing.peak_bytes / 2**20}
     return {
+        **fields,
         f"{prefix}_ms": timing.median_ms,
         f"{prefix}_q1_ms": timing.q1_ms,
         f"{prefix}_q3_ms": timing.q3_ms,
         f"{prefix}_calls": timing.calls,
-        f"{prefix}_peak_mb": timing.peak_bytes / 2**20,
+        f"{prefix}_other_cores": timing.other_cores,
+        f"{prefix}_attempt_other_cores": timing.attempt_other_cores,
+        f"{prefix}_contaminated": timing.contaminated,
     }
 
 
@@ -582,12 +657,12 @@ def _measure_row(block, module, status, floor, inputs, batch, dtype, mode, proto
     if module is not None:
         try:
             timing = _time_callable(module, inputs, mode, protocol)
-            record.update(_timing_fields("ours", timing), ours_spread=timing.spread)
+            record.update(timing_fields("ours", timing), ours_spread=timing.spread)
             record["ours_gflops"] = block.flops * batch / timing.median_ms / 1e6
         except Exception as exc:  # report the failure in the row, keep measuring the others
             record["status"] = f"error: {type(exc).__name__}: {exc}"
     if floor is not None:
-        record.update(_timing_fields("floor", _time_callable(floor, inputs[:1], mode, protocol)))
+        record.update(timing_fields("floor", _time_callable(floor, inputs[:1], mode, protocol)))
         if "ours_ms" in record:
             record["ratio_floor"] = record["ours_ms"] / record["floor_ms"]
     return record
@@ -645,7 +720,8 @@ def _blas() -> str:
 # --- output ---------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits, whole numbers above that; ``–`` for no value."""
     if value is None:
         return "–"
     return f"{value:.{digits}g}" if value < 10**digits else f"{value:.0f}"
@@ -662,18 +738,54 @@ def text_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 def summary_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     """The terminal table of :func:`main`: time, spread, peak memory and the floor ratio."""
-    header = ["block", "shape", "b", "dtype", "mode", "MFLOP", "ms", "IQR%", "MB", "GFLOP/s",
-              "floor ms", "x floor"]  # fmt: skip
+    header = ["block", "shape", "b", "dtype", "mode", "kernels", "MFLOP", "ms", "IQR%", "MB",
+              "GFLOP/s", "floor ms", "x floor"]  # fmt: skip
     rows = []
     for r in records:
         rows.append([
-            r["block"], r["shape"], r["batch"], r["dtype"], r["mode"], _fmt(r["mflops"]),
-            _fmt(r.get("ours_ms")) if r["status"] == "ok" else r["status"][:40],
-            _fmt(100 * r["ours_spread"], 2) if "ours_spread" in r else "–",
-            _fmt(r.get("ours_peak_mb")), _fmt(r.get("ours_gflops")),
-            _fmt(r.get("floor_ms")), _fmt(r.get("ratio_floor"), 2),
+            r["block"], r["shape"], r["batch"], r["dtype"], r["mode"], kernels_cell(r),
+            fmt(r["mflops"]),
+            time_cell(r, "ours", spread=False) if r["status"] == "ok" else r["status"][:40],
+            fmt(100 * r["ours_spread"], 2) if "ours_spread" in r else "–",
+            fmt(r.get("ours_peak_mb")), fmt(r.get("ours_gflops")),
+            time_cell(r, "floor", spread=False), fmt(r.get("ratio_floor"), 2),
         ])  # fmt: skip
     return header, rows
+
+
+def kernels_cell(record: dict) -> str:
+    """The kernel setting and the backend that actually ran under it, e.g. ``auto: ops``."""
+    return f"{record['kernels']}: {record['backend']}"
+
+
+def time_cell(record: dict, prefix: str, spread: bool = True) -> str:
+    """``median (q1–q3)``, with ``*`` when other processes disturbed every attempt."""
+    if f"{prefix}_ms" not in record:
+        return "–"
+    text = fmt(record[f"{prefix}_ms"])
+    if spread:
+        text += f" ({fmt(record[f'{prefix}_q1_ms'])}–{fmt(record[f'{prefix}_q3_ms'])})"
+    return text + (" *" if record.get(f"{prefix}_contaminated") else "")
+
+
+def noise_summary(records: Sequence[dict], protocol: Protocol) -> str:
+    """How many measurements were repeated because of other load, and how many stayed so."""
+    attempts = [r[k] for r in records for k in r if k.endswith("_attempt_other_cores")]
+    loads = [load for a in attempts for load in a if load is not None]
+    if not loads:
+        return f"Noise: other processes' CPU not measured here ({len(attempts)} measurements)."
+    repeated = sum(len(a) > 1 for a in attempts)
+    dirty = sum(bool(r[k]) for r in records for k in r if k.endswith("_contaminated"))
+    retry = (
+        f"{repeated} repeated (up to {protocol.retries} more attempts, the cleanest kept)"
+        if protocol.retries
+        else "none repeated in this mode"
+    )
+    return (
+        f"Noise: {len(attempts)} measurements, {retry}; {dirty} with other processes using "
+        f"> {protocol.max_other_cores} core throughout (marked *); other load median "
+        f"{statistics.median(loads):.2f}, max {max(loads):.2f} core."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -684,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         "Quick mode by default; bench/run.py in the repository adds kecam/TensorFlow and "
         "natten-mlx side by side, and a plot.",
     )
-    add_arguments(parser, batches="1", modes="eager")
+    add_arguments(parser, full_batches="1", modes="eager")
     parser.add_argument("--full", action="store_true", help="the full protocol (>= 20 calls, 1 s)")
     parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     args = parser.parse_args(argv)
@@ -692,23 +804,28 @@ def main(argv: list[str] | None = None) -> int:
         print(text_table([(b.key, b.kecam, b.shape_text, b.source) for b in BLOCKS],
                          ("block", "kecam", "input", "model stage")))  # fmt: skip
         return 0
-    options = options_from_args(args)
-    protocol = FULL if args.full and not args.quick else QUICK
+    quick = args.quick or not args.full
+    options = options_from_args(args, quick)
+    protocol = QUICK if quick else FULL
     records = run(**options, protocol=protocol, progress=Progress(planned(options)))
     env = environment()
     print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
           f"BLAS: {env['blas']}); protocol: {'full' if protocol is FULL else 'quick'}")  # fmt: skip
     header, rows = summary_rows(records)
     print(text_table(rows, header))
+    print(noise_summary(records, protocol))
     if args.json:
         write_json(args.json, records, env, protocol)
     return 0
 
 
-def add_arguments(parser: argparse.ArgumentParser, batches: str, modes: str) -> None:
+def add_arguments(parser: argparse.ArgumentParser, full_batches: str, modes: str) -> None:
     """The options :func:`main` and ``bench/run.py`` share."""
     parser.add_argument("--blocks", default="all", help="comma-separated row keys or kecam names")
-    parser.add_argument("--batch", default=batches, help=f"batch sizes (default {batches})")
+    parser.add_argument(
+        "--batch", help=f"batch sizes (default {QUICK_BATCHES} in quick mode, else {full_batches})"
+    )
+    parser.set_defaults(full_batches=full_batches)
     parser.add_argument("--dtype", default="float32", help="float32,float16,bfloat16")
     parser.add_argument("--mode", default=modes, help=f"eager,compiled (default {modes})")
     parser.add_argument("--kernels", default="auto", help="auto,off (MLX_ATTENTION_KERNELS)")
@@ -719,7 +836,7 @@ def add_arguments(parser: argparse.ArgumentParser, batches: str, modes: str) -> 
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
 
 
-def options_from_args(args: argparse.Namespace) -> dict:
+def options_from_args(args: argparse.Namespace, quick: bool) -> dict:
     """Validated keyword arguments of :func:`run` from :func:`add_arguments`'s options."""
 
     def choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -729,10 +846,11 @@ def options_from_args(args: argparse.Namespace) -> dict:
             raise SystemExit(f"--{what}: {bad or text!r} not in {', '.join(allowed)}")
         return values
 
+    batch_text = args.batch or (QUICK_BATCHES if quick else args.full_batches)
     try:
-        batches = [int(b) for b in args.batch.split(",")]
+        batches = [int(b) for b in batch_text.split(",")]
     except ValueError:
-        raise SystemExit(f"--batch: {args.batch!r} is not a list of integers") from None
+        raise SystemExit(f"--batch: {batch_text!r} is not a list of integers") from None
     try:
         blocks = select_blocks(args.blocks)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from mlx_attention import benchmarks
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "attention_layers_seed.md"
+RUN_PY = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 
 # Names of the seed list (reference/attention_layers_seed.md), kept here so the test runs
 # without the shared folder.
@@ -80,6 +82,49 @@ def test_measure_follows_the_protocol():
     assert timing.peak_bytes >= 64 * 64 * 4  # at least the output
 
 
+class _FakeLoad:
+    """Stands in for :class:`benchmarks.OtherLoad`: each attempt sees the next load."""
+
+    loads: list[float] = []
+
+    def cores(self) -> float:
+        return _FakeLoad.loads.pop(0)
+
+
+@pytest.mark.parametrize(
+    "loads, attempts, reported, contaminated",
+    [
+        ([0.1], 1, 0.1, False),  # clean: one attempt
+        ([0.9, 0.1], 2, 0.1, False),  # disturbed, then clean
+        ([0.9, 0.5, 0.7], 3, 0.5, True),  # disturbed throughout: the cleanest, marked
+    ],
+)
+def test_time_calls_repeats_when_other_processes_disturb(
+    monkeypatch, loads, attempts, reported, contaminated
+):
+    monkeypatch.setattr(benchmarks, "OtherLoad", _FakeLoad)
+    _FakeLoad.loads = list(loads)
+    protocol = benchmarks.Protocol(warmup=0, min_calls=3, min_seconds=0.0, max_calls=3)
+    timing = benchmarks.time_calls(lambda: None, protocol)
+    assert timing.attempt_other_cores == loads[:attempts]
+    assert timing.other_cores == reported and timing.contaminated is contaminated
+    assert timing.calls == 3 and timing.peak_bytes is None
+    fields = benchmarks.timing_fields("kecam", timing)
+    assert fields["kecam_contaminated"] is contaminated and "kecam_peak_mb" not in fields
+    record = {**fields, "kecam_ms": 1.0, "kecam_q1_ms": 0.5, "kecam_q3_ms": 2.0}
+    assert benchmarks.time_cell(record, "kecam") == "1 (0.5–2)" + (" *" if contaminated else "")
+
+
+def test_other_load_is_measured_on_linux():
+    load = benchmarks.OtherLoad()
+    sum(range(10**5))
+    cores = load.cores()
+    if Path("/proc/stat").exists():
+        assert cores is not None and cores >= 0.0
+    else:
+        assert cores is None
+
+
 def test_mhsa_floor_keeps_the_token_shape():
     (block,) = benchmarks.select_blocks("uniformer_mhsa")
     mx.random.seed(1)
@@ -135,3 +180,50 @@ def test_main_quick_writes_json(tmp_path, capsys):
         assert (record["status"] == "ok") == ("ours_ms" in record)
     assert all("floor_ms" in r for r in records if r["block"] == "uniformer_mhsa")
     assert "uniformer_mhsa" in capsys.readouterr().out
+
+
+def test_quick_mode_is_batch_1_unless_asked():
+    parser = benchmarks.argparse.ArgumentParser()
+    benchmarks.add_arguments(parser, full_batches="1,8", modes="eager")
+    assert benchmarks.options_from_args(parser.parse_args([]), quick=True)["batches"] == [1]
+    assert benchmarks.options_from_args(parser.parse_args([]), quick=False)["batches"] == [1, 8]
+    args = parser.parse_args(["--batch", "2"])
+    assert benchmarks.options_from_args(args, quick=True)["batches"] == [2]
+
+
+def _run_py():
+    spec = importlib.util.spec_from_file_location("bench_run", RUN_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_py_quick_writes_json_and_markdown(tmp_path, capsys):
+    run_py = _run_py()
+    argv = ["--quick", "--blocks", "levit_pos", "--kernels", "auto,off", "--out", str(tmp_path)]
+    assert run_py.main(argv) == 0
+    (json_path,) = tmp_path.glob("*.json")
+    document = json.loads(json_path.read_text())
+    assert document["peers"] == []  # quick mode: no peers unless asked
+    records = document["records"]
+    assert [(r["batch"], r["kernels"]) for r in records] == [(1, "auto"), (1, "off")]
+    from mlx_attention.kernels import resolve_backend
+
+    assert records[0]["backend"] == resolve_backend("auto")
+    assert records[1]["backend"] == "ops"
+    text = next(tmp_path.glob("*.md")).read_text()
+    assert "Noise:" in text and "| kernels |" in text and "off: ops" in text
+    assert "levit_pos" in capsys.readouterr().out
+
+
+def test_attach_peers_copies_the_peer_fields_and_ratios():
+    run_py = _run_py()
+    records = [
+        {"block": "nat", "batch": 1, "dtype": "float32", "ours_ms": 6.0, "ours_peak_mb": 2.0},
+        {"block": "nat", "batch": 1, "dtype": "float16", "ours_ms": 3.0},
+    ]
+    peer = {"status": "ok", "kecam_ms": 3.0, "kecam_peak_mb": 4.0, "kecam_contaminated": True}
+    run_py.attach_peers(records, {"kecam": {("nat", 1): peer}})
+    assert records[0]["ratio_kecam"] == 2.0 and records[0]["mem_ratio_kecam"] == 0.5
+    assert records[0]["kecam_contaminated"] is True
+    assert "kecam_ms" not in records[1]  # the peer runs float32 only
