@@ -1,17 +1,11 @@
-"""NAT stage 1 (56x56x64, 2 heads, kernel 7), batch 1: our portable block against explicit K*K
-gathering and kecam on TensorFlow, in one run.
+"""Issue 9's acceptance figure: the portable neighbourhood block at NAT stage 1 (the ``nat`` row of
+:mod:`mlx_attention.benchmarks`: 56x56x64, 2 heads, kernel 7), batch 1, float32, against explicit
+K*K gathering (that row's floor) and kecam on TensorFlow (default settings), in one run.
 
-- ``explicit``: :func:`mlx_attention.benchmarks.build_floor` of the ``nat`` row (dense qkv, every
-  query's clamped K*K neighbourhood of keys and values gathered into one array, then
-  ``softmax(QK^T)V``, dense output);
-- ``ours``: the same projections around :func:`mlx_attention.ops.neighborhood_attention` with
-  kecam's relative-position bias, on the backend ``MLX_ATTENTION_KERNELS`` selects (``off``: the
-  portable path);
-- ``kecam``: kecam's ``neighborhood_attention`` on TensorFlow (default settings, oneDNN on) via
-  ``bench/kecam_peer.py`` in a subprocess, with its peak memory in a second pass (BFC allocator).
-
-The MLX variants are timed in alternating rounds (the figure is the median of the round medians)
-so that load from other processes hits them alike. Run with OpenBLAS preloaded for MLX, e.g.
+The block and the floor come from the benchmark table and are timed with its protocol; they
+alternate for ``--rounds`` rounds, so that load from other processes hits both alike, and the
+figure is the median of the round medians. kecam runs through ``bench/run.py``'s subprocess peer.
+Run with OpenBLAS preloaded for MLX, e.g.
 ``LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0 python bench/local_attention.py``.
 """
 
@@ -21,81 +15,55 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-import mlx.core as mx
+import run as bench_run
 
-from mlx_attention import benchmarks, ops
-from mlx_attention.kernels import resolve_backend
-
-HERE = Path(__file__).parent
-TF_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+from mlx_attention import benchmarks
 
 
-def ours(dims: int, heads: int, kernel: int):
-    w_qkv = benchmarks._weight(dims, 3 * dims, mx.float32)
-    w_out = benchmarks._weight(dims, dims, mx.float32)
-    bias = mx.random.normal((heads, 2 * kernel - 1, 2 * kernel - 1)) * 0.02
-
-    def call(x: mx.array) -> mx.array:
-        q, k, v = (t.reshape(*x.shape[:3], heads, -1) for t in mx.split(x @ w_qkv, 3, axis=-1))
-        return ops.neighborhood_attention(q, k, v, kernel, bias=bias).reshape(x.shape) @ w_out
-
-    return call
-
-
-def kecam(block: benchmarks.Block, protocol: benchmarks.Protocol, memory: bool) -> dict:
-    row = {"key": block.key, "kecam": block.kecam, "module": block.kecam_module,
-           "kwargs": block.kwargs, "input_shapes": block.input_shapes,
-           "is_class": block.is_class, "windows": block.windows}  # fmt: skip
-    job = {"rows": [row], "batches": [1], "protocol": vars(protocol), "memory": memory}
-    env = {**os.environ, **TF_ENV}
-    env.pop("LD_PRELOAD", None)
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # default settings: oneDNN on
-    if memory:
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
-    proc = subprocess.run([sys.executable, str(HERE / "kecam_peer.py")], input=json.dumps(job),
-                          capture_output=True, text=True, env=env)  # fmt: skip
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout)["records"][0]
-
-
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--kernels", default="off", help="MLX_ATTENTION_KERNELS for the block")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    os.environ["MLX_ATTENTION_KERNELS"] = args.kernels
     block = benchmarks.select_blocks("nat")[0]
-    height, width, dims = block.input_shapes[0]
-    heads, kernel = block.kwargs["num_heads"], block.kwargs["kernel_size"]
-    x = mx.random.normal((1, height, width, dims))
-    variants = {"explicit": benchmarks.build_floor(block), "ours": ours(dims, heads, kernel)}
+    module, status = benchmarks.build_block(block)
+    if module is None:
+        raise SystemExit(f"the nat block does not build: {status}")
+    x = benchmarks.make_inputs(block, 1)[0]
+    variants = {"block": module, "explicit": benchmarks.build_floor(block)}
     protocol = benchmarks.Protocol(warmup=2, min_calls=10, min_seconds=0.5, max_calls=50)
-    rounds = {name: [] for name in variants}
-    peaks = {}
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: dict[str, float] = {}
     for _ in range(args.rounds):
         for name, fn in variants.items():
             timing = benchmarks.measure(lambda fn=fn: fn(x), protocol)
             rounds[name].append(timing.median_ms)
-            peaks[name] = timing.peak_bytes / 1e6
+            peaks[name] = timing.peak_bytes / 2**20
     result = {name: {"ms": statistics.median(ms), "rounds_ms": ms, "peak_mb": peaks[name]}
               for name, ms in rounds.items()}  # fmt: skip
-    result["ours"]["backend"] = resolve_backend()
-    tf_time = kecam(block, benchmarks.Protocol(), memory=False)
-    tf_memory = kecam(block, benchmarks.Protocol(), memory=True)
-    tf_mb = tf_memory.get("peak_mb", 0) * 2**20 / 1e6  # the peer reports MiB
-    result["kecam_tf"] = {"ms": tf_time.get("ms"), "peak_mb": tf_mb, "status": tf_time["status"]}
-    mine, base, tf = result["ours"], result["explicit"], result["kecam_tf"]
-    print(f"NAT stage 1 {height}x{width}x{dims}, {heads} heads, k{kernel}, b1 "
-          f"(ours on backend {mine['backend']!r})")  # fmt: skip
+    result["block"]["backend"] = benchmarks.kernel_backend(args.kernels)
+    kecam, _ = bench_run.run_kecam([block], [1], benchmarks.FULL)
+    record = kecam[(block.key, 1)]
+    result["kecam_tf"] = {"ms": record.get("kecam_ms"), "peak_mb": record.get("kecam_peak_mb"),
+                          "status": record["status"]}  # fmt: skip
+
+    ours, floor, tf = result["block"], result["explicit"], result["kecam_tf"]
+    print(f"{block.source}: {block.shape_text}, b1 float32, block on {ours['backend']!r}, "
+          f"medians of {args.rounds} alternating rounds; MB = peak MiB of one call")  # fmt: skip
     for name, row in result.items():
-        print(f"  {name:9s} {row['ms']:8.2f} ms  {row['peak_mb']:7.1f} MB")
-    print(f"  explicit/ours time {base['ms'] / mine['ms']:.2f}x, "
-          f"memory {base['peak_mb'] / mine['peak_mb']:.2f}x; ours/kecam-TF time "
-          f"{mine['ms'] / tf['ms']:.2f}")  # fmt: skip
+        ms = "n/a" if row["ms"] is None else f"{row['ms']:8.2f} ms"
+        mb = "n/a" if row["peak_mb"] is None else f"{row['peak_mb']:7.1f} MB"
+        print(f"  {name:9s} {ms}  {mb}")
+    print(f"  explicit / block: time {floor['ms'] / ours['ms']:.2f}x (per round: "
+          + ", ".join(f"{f / b:.2f}" for f, b in zip(floor["rounds_ms"], ours["rounds_ms"]))
+          + f"), memory {floor['peak_mb'] / ours['peak_mb']:.2f}x")  # fmt: skip
+    if tf["ms"]:
+        print(f"  block / kecam-TF time: {ours['ms'] / tf['ms']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0
