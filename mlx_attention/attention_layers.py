@@ -886,9 +886,7 @@ def ExpLogitScale(  # noqa: N802 - kecam's class name
             weight_shape = (shape[-1],)
         else:
             weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(rank))
-    return layers.ExpLogitScale(
-        weight_shape, init_value=init_value, max_value=max_value, name=name
-    )
+    return layers.ExpLogitScale(weight_shape, init_value=init_value, max_value=max_value, name=name)
 
 
 def window_mhsa_with_pair_wise_positional_embedding(

@@ -31,17 +31,23 @@ def kecam_live():
     return tf, attention_layers, make_fixtures.build
 
 
+@pytest.fixture
+def kernel_emulator():
+    """``backend="emulated"`` runs the g++ builds of the Metal and CUDA kernels (on the CPU)."""
+    from tests import kernel_harness
+
+    if kernel_harness.GXX is None:
+        pytest.skip("g++ not found: no kernel emulation")
+    kernel_harness.register()
+    yield
+    kernel_harness.unregister()
+
+
 @pytest.fixture(params=["off", "emulated"])
 def kernels_mode(request, monkeypatch):
     """Run a test twice: kernels off (pure ``ops``), and with ``MLX_ATTENTION_KERNELS=emulated``,
     the g++ builds of the Metal and CUDA kernel bodies run on the CPU (tests/kernel_harness)."""
     if request.param == "emulated":
-        from mlx_attention import kernels
-        from tests import kernel_harness
-
-        if kernel_harness.GXX is None:
-            pytest.skip("g++ not found: no kernel emulation")
-        kernel_harness.register()
-        request.addfinalizer(lambda: kernels.set_emulator(None))
+        request.getfixturevalue("kernel_emulator")
     monkeypatch.setenv("MLX_ATTENTION_KERNELS", request.param)
     return request.param

@@ -9,7 +9,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_attention import kernels, ops
+from mlx_attention import ops
 from mlx_attention.kernels import fused
 from tests import kernel_harness
 from tests.kernel_harness import fused as harness
@@ -23,11 +23,8 @@ TOLERANCE = {mx.float32: dict(rtol=1e-5, atol=1e-5), mx.float16: dict(rtol=2e-3,
 
 
 @pytest.fixture(autouse=True)
-def emulator():
-    kernel_harness.register()
-    yield
-    kernels.set_emulator(None)
-    fused.set_emulator(None)
+def emulator(kernel_emulator):
+    """Every test here may run ``backend="emulated"``."""
 
 
 # (batch, H, W, heads, kd, vd), kernel, dilation

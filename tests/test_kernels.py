@@ -17,10 +17,8 @@ pytestmark = pytest.mark.skipif(harness.GXX is None, reason="g++ not found: no k
 
 
 @pytest.fixture(autouse=True)
-def emulator():
-    harness.register()
-    yield
-    kernels.set_emulator(None)
+def emulator(kernel_emulator):
+    """Every test here may run ``backend="emulated"``."""
 
 
 def image(shape, dtype, seed=0):

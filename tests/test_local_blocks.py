@@ -14,20 +14,8 @@ from mlx_attention import kernels
 from tests import kernel_harness as harness
 
 
-@pytest.fixture(params=["off", "emulated"])
-def kernel_backend(request, monkeypatch):
-    """Run the block with ``MLX_ATTENTION_KERNELS`` off, then on the emulated kernel builds."""
-    if request.param == "emulated":
-        if harness.GXX is None:
-            pytest.skip("g++ not found: no kernel emulation")
-        harness.register()
-    monkeypatch.setenv(kernels.ENV_VAR, request.param)
-    yield request.param
-    kernels.set_emulator(None)
-
-
 @pytest.mark.parametrize("case", LOCAL, ids=lambda c: c.id)
-def test_matches_kecam_on_each_backend(case, kernel_backend):
+def test_matches_kecam_on_each_backend(case, kernels_mode):
     run_case(case)
 
 
@@ -105,7 +93,7 @@ _FUSED_CASES = [next(c for c in LOCAL if c.kecam == name) for name in
 
 
 @pytest.mark.parametrize("case", _FUSED_CASES, ids=lambda c: c.id)
-def test_blocks_run_the_fused_kernel_when_emulated(case, kernel_backend, monkeypatch):
+def test_blocks_run_the_fused_kernel_when_emulated(case, kernels_mode, monkeypatch):
     """Under the emulated backend the attention itself runs in the fused kernel (a call of its
     emulator), and a training-mode attention dropout falls back to the portable path."""
     calls = []
@@ -116,7 +104,7 @@ def test_blocks_run_the_fused_kernel_when_emulated(case, kernel_backend, monkeyp
 
     monkeypatch.setattr(kernels.fused, "_emulator", counting)
     run_case(case)
-    assert len(calls) == (kernel_backend == "emulated")
+    assert len(calls) == (kernels_mode == "emulated")
 
     factory = getattr(al, case.kecam)
     module = factory(case.input_shapes[0], *case.args, **{**case.kwargs, "attn_dropout": 0.5})

@@ -212,6 +212,14 @@ def register() -> None:
     fused_kernels.set_emulator(fused.emulate_both)
 
 
+def unregister() -> None:
+    """Undo :func:`register`: ``backend="emulated"`` is unavailable again."""
+    from mlx_attention.kernels import fused as fused_kernels
+
+    set_emulator(None)
+    fused_kernels.set_emulator(None)
+
+
 def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:
     """Compile both CUDA kernels per dtype with nvcc, in parallel; returns stderr per failure."""
     CACHE.mkdir(exist_ok=True)
