@@ -220,21 +220,30 @@ def unregister() -> None:
     fused_kernels.set_emulator(None)
 
 
-def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:
-    """Compile both CUDA kernels per dtype with nvcc, in parallel; returns stderr per failure."""
+def nvcc_units(units: dict[str, str], stem: str, arch: str = "sm_80") -> dict[str, str]:
+    """Compile each CUDA translation unit (by label) with nvcc, in parallel, cached by content;
+    returns the output of each that failed."""
     CACHE.mkdir(exist_ok=True)
     jobs = {}
-    for dtype in dtypes:
-        unit = "\n".join(cuda_source(name, dtype) for name in BODIES)
+    for label, unit in units.items():
         digest = hashlib.sha1((unit + arch).encode()).hexdigest()[:16]
-        obj = CACHE / f"nvcc_{digest}.o"
+        obj = CACHE / f"{stem}_{digest}.o"
         if obj.exists():
             continue
         cu = obj.with_suffix(".cu")
         cu.write_text(unit)
         cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-I", str(HERE / "include"), "-c", str(cu),
                "-o", str(obj)]  # fmt: skip
-        jobs[TYPE_STRING[dtype]] = subprocess.Popen(
+        jobs[label] = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
     return {k: p.communicate()[0] for k, p in jobs.items() if p.wait() != 0}
+
+
+def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:
+    """Compile both CUDA gather kernels per dtype with nvcc; returns the output per failure."""
+    units = {
+        TYPE_STRING[dtype]: "\n".join(cuda_source(name, dtype) for name in BODIES)
+        for dtype in dtypes
+    }
+    return nvcc_units(units, "nvcc", arch)

@@ -31,7 +31,6 @@ from . import (
     GXX_FLAGS,
     HERE,
     NUMPY,
-    NVCC,
     NVCC_DTYPES,
     SENTINEL,
     TYPE_STRING,
@@ -169,20 +168,11 @@ def emulate_both(inputs, out_shape, threadgroup: int) -> mx.array:
 
 
 def nvcc_compile(dtypes=NVCC_DTYPES, arch: str = "sm_80") -> dict[str, str]:
-    """Compile the fused CUDA source per dtype (every emulated ``VD``) with nvcc, in parallel."""
-    CACHE.mkdir(exist_ok=True)
-    jobs = {}
-    for dtype in dtypes:
-        unit = "\n".join(cuda_source(dtype, vd) for vd in VALUE_DIMS)
-        digest = hashlib.sha1((unit + arch).encode()).hexdigest()[:16]
-        obj = CACHE / f"nvcc_fused_{digest}.o"
-        if obj.exists():
-            continue
-        cu = obj.with_suffix(".cu")
-        cu.write_text(unit)
-        cmd = [NVCC, "-std=c++17", f"-arch={arch}", "-I", str(HERE / "include"), "-c", str(cu),
-               "-o", str(obj)]  # fmt: skip
-        jobs[TYPE_STRING[dtype]] = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-    return {k: p.communicate()[0] for k, p in jobs.items() if p.wait() != 0}
+    """Compile the fused CUDA source per dtype (every common ``VD``) with nvcc, in parallel."""
+    from . import nvcc_units
+
+    units = {
+        TYPE_STRING[dtype]: "\n".join(cuda_source(dtype, vd) for vd in VALUE_DIMS)
+        for dtype in dtypes
+    }
+    return nvcc_units(units, "nvcc_fused", arch)
