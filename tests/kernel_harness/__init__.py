@@ -135,27 +135,32 @@ GXX_FLAGS = ["-std=c++17", "-O1", "-g", "-fsanitize=address,undefined",
              "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-Wno-attributes"]  # fmt: skip
 
 
-@functools.cache
-def build(backend: str, dtype: mx.Dtype, mutate: tuple[str, str] | None = None) -> Path:
-    """The ASan+UBSan emulation executable for ``backend`` and ``dtype`` (cached by hash)."""
+def gxx_build(unit: str, stem: str) -> Path:
+    """Compile one emulation translation unit with g++ (ASan+UBSan), cached by its hash."""
     if GXX is None:
         raise RuntimeError("g++ not found")
-    unit = translation_unit(backend, dtype)
-    if mutate is not None:
-        unit = unit.replace(*mutate)
     includes = ["-I", str(HERE / "include"), "-I", str(HERE / "include_cpu")]
     digest = hashlib.sha1((unit + " ".join(GXX_FLAGS)).encode()).hexdigest()[:16]
     CACHE.mkdir(exist_ok=True)
-    exe = CACHE / f"emulate_{backend}_{digest}"
+    exe = CACHE / f"{stem}_{digest}"
     if not exe.exists():
         cpp = exe.with_suffix(".cpp")
         cpp.write_text(unit)
         cmd = [GXX, *GXX_FLAGS, *includes, str(cpp), "-o", str(exe) + ".tmp"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode:
-            raise RuntimeError(f"g++ failed for {backend}/{dtype}:\n{result.stderr[-4000:]}")
+            raise RuntimeError(f"g++ failed for {stem}:\n{result.stderr[-4000:]}")
         os.replace(str(exe) + ".tmp", exe)
     return exe
+
+
+@functools.cache
+def build(backend: str, dtype: mx.Dtype, mutate: tuple[str, str] | None = None) -> Path:
+    """The emulation executable of the gather kernels for ``backend`` and ``dtype``."""
+    unit = translation_unit(backend, dtype)
+    if mutate is not None:
+        unit = unit.replace(*mutate)
+    return gxx_build(unit, f"emulate_{backend}_{TYPE_STRING[dtype]}")
 
 
 def emulate(

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import subprocess
@@ -27,8 +26,6 @@ from mlx_attention.ops.geometry import PARAMS_PER_AXIS
 from . import (
     CACHE,
     CUDA_TYPE,
-    GXX,
-    GXX_FLAGS,
     HERE,
     NUMPY,
     NVCC_DTYPES,
@@ -108,23 +105,13 @@ def translation_unit(backend: str, dtype: mx.Dtype, value_dims=VALUE_DIMS) -> st
 def build(
     backend: str, dtype: mx.Dtype, mutate: tuple[str, str] | None = None, value_dims=VALUE_DIMS
 ) -> Path:
-    """The ASan+UBSan emulation executable of the fused kernel (cached by source hash)."""
+    """The emulation executable of the fused kernel (cached by source hash)."""
+    from . import gxx_build
+
     unit = translation_unit(backend, dtype, value_dims)
     if mutate is not None:
         unit = unit.replace(*mutate)
-    includes = ["-I", str(HERE / "include"), "-I", str(HERE / "include_cpu")]
-    digest = hashlib.sha1((unit + " ".join(GXX_FLAGS)).encode()).hexdigest()[:16]
-    CACHE.mkdir(exist_ok=True)
-    exe = CACHE / f"fused_{backend}_{digest}"
-    if not exe.exists():
-        cpp = exe.with_suffix(".cpp")
-        cpp.write_text(unit)
-        cmd = [GXX, *GXX_FLAGS, *includes, str(cpp), "-o", str(exe) + ".tmp"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"g++ failed for fused {backend}/{dtype}:\n{result.stderr[-4000:]}")
-        os.replace(str(exe) + ".tmp", exe)
-    return exe
+    return gxx_build(unit, f"fused_{backend}_{TYPE_STRING[dtype]}")
 
 
 def emulate(backend: str, inputs, out_shape, threadgroup: int, exe: Path | None = None):
