@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import ops
+from .attention import Dropout, attend
 from .base import KerasLayer, KerasModule
 from .common import BiasLayer
 from .positional import MlpPairwisePositionalEmbedding
@@ -56,8 +57,12 @@ class ExpLogitScale(KerasModule):
     def keras_layers(self):
         return (KerasLayer(self.sub(""), "Weights", self, ("scale",)),)
 
+    def factor(self) -> mx.array:
+        """The multiplier ``exp(min(scale, max_value))``, shaped like the weight."""
+        return mx.exp(mx.minimum(self.scale, self.max_value))
+
     def __call__(self, x: mx.array) -> mx.array:
-        return x * mx.exp(mx.minimum(self.scale, self.max_value)).astype(x.dtype)
+        return x * self.factor().astype(x.dtype)
 
 
 class WindowMhsaPairWise(KerasModule):
@@ -105,9 +110,6 @@ class WindowMhsaPairWise(KerasModule):
                 f"a {height}x{width} window (window_size / input): kecam normalises the relative "
                 "coordinates by window - 1 = 0 and returns NaN"
             )
-        for what, rate in (("attn_dropout", attn_dropout), ("out_dropout", out_dropout)):
-            if not 0 <= rate < 1:
-                raise ValueError(f"{what}={rate} must be in [0, 1)")
         embed = num_heads * key_dim
         self.num_heads, self.key_dim, self.window = num_heads, key_dim, (height, width)
         self.qkv = nn.Linear(dims, 3 * embed, bias=False)
@@ -120,24 +122,15 @@ class WindowMhsaPairWise(KerasModule):
             num_heads, height, width, pos_scale=pos_scale, name=self.sub("pos_emb")
         )
         self._mask = mask
-        self.attn_drop = nn.Dropout(attn_dropout)
+        self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
         self.output = nn.Linear(embed, embed, bias=out_bias)
-        self.out_drop = nn.Dropout(out_dropout)
+        self.out_drop = Dropout(out_dropout, what="out_dropout")
 
     def keras_layers(self):
         return (
             KerasLayer(self.sub("qkv"), "Dense", self.qkv),
             KerasLayer(self.sub("output"), "Dense", self.output),
         )
-
-    def _masked(self, scores: mx.array) -> mx.array:
-        if self._mask is None:
-            return scores
-        if callable(self._mask):
-            return self._mask(scores)
-        windows, heads, n = self._mask.shape[0], scores.shape[1], scores.shape[2]
-        scores = scores.reshape(-1, windows, heads, n, n) + self._mask[:, None].astype(scores.dtype)
-        return scores.reshape(-1, heads, n, n)
 
     def __call__(self, x: mx.array) -> mx.array:
         count, height, width, _ = x.shape
@@ -148,10 +141,20 @@ class WindowMhsaPairWise(KerasModule):
         q, k, v = (t.reshape(count, -1, heads, key_dim).transpose(0, 2, 1, 3) for t in (q, k, v))
         q = q * mx.rsqrt(mx.maximum((q * q).sum(-1, keepdims=True), 1e-6))
         k = k * mx.rsqrt(mx.maximum((k * k).sum(-1, keepdims=True), 1e-6))
-        scores = self._masked(self.pos_emb(self.scale(q @ k.swapaxes(-1, -2))))
-        weights = self.attn_drop(mx.softmax(scores, axis=-1, precise=True))
-        out = (weights @ v).transpose(0, 2, 1, 3).reshape(count, height, width, heads * key_dim)
-        return self.out_drop(self.output(out))
+        # the per-head logit scale multiplies the scores: fold it into the queries
+        q = q * self.scale.factor()[0].astype(q.dtype)
+        bias, scores_fn = self.pos_emb.bias(), None  # [heads, N, N]
+        if callable(self._mask):
+            scores_fn = self._mask
+        elif self._mask is not None:
+            # Windows are batch-major ([B * nW, heads]): fold them into the head axis, so the
+            # [nW, heads, N, N] bias + mask broadcasts over the batch with no copy per image.
+            windows, tokens = self._mask.shape[0], height * width
+            bias = (bias[None] + self._mask[:, None]).reshape(windows * heads, tokens, tokens)
+            q, k, v = (t.reshape(-1, windows * heads, tokens, t.shape[-1]) for t in (q, k, v))
+        out = attend(q, k, v, scale=1.0, bias=bias, scores_fn=scores_fn, dropout=self.attn_drop)
+        out = out.reshape(count, heads, height * width, key_dim).transpose(0, 2, 1, 3)
+        return self.out_drop(self.output(out.reshape(count, height, width, heads * key_dim)))
 
 
 class ShiftedWindowAttention(KerasModule):
