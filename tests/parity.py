@@ -6,6 +6,7 @@ import mlx.core as mx
 import numpy as np
 from cases import Case
 from helpers import assert_matches
+from mlx.utils import tree_map
 
 from mlx_attention import attention_layers
 from mlx_attention.convert import load_keras_weights
@@ -26,16 +27,22 @@ def load_arrays(case: Case) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return inputs, outputs
 
 
-def run_case(case: Case, weights_path=None, inputs=None, expected=None) -> None:
-    """Build, load kecam's weights, run, and compare with kecam's outputs."""
+def run_case(
+    case: Case, weights_path=None, inputs=None, expected=None, dtype: mx.Dtype = mx.float32
+) -> None:
+    """Build, load kecam's weights, run in ``dtype``, and compare with kecam's outputs."""
     if inputs is None:
         inputs, expected = load_arrays(case)
     module = build_module(case)
     if declared_layers(module):  # a weightless kecam function (e.g. rsoftmax) has no name=
         resize = (case.resize_method or True) if case.resize_from else False
         load_keras_weights(module, weights_path or case.weights_path, resize=resize)
-    result = module(*[mx.array(x) for x in inputs])
+    if dtype != mx.float32:
+        module.update(tree_map(lambda p: p.astype(dtype), module.parameters()))
+    result = module(*[mx.array(x).astype(dtype) for x in inputs])
     results = result if isinstance(result, (list, tuple)) else [result]
     assert len(results) == len(expected)
     for ours, theirs in zip(results, expected):
-        assert_matches(ours, theirs)
+        if mx.issubdtype(ours.dtype, mx.floating):  # (index tables stay integers)
+            assert ours.dtype == dtype, f"the output is {ours.dtype}, not {dtype}"
+        assert_matches(ours, theirs, dtype)

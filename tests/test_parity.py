@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import mlx.core as mx
 import pytest
 from cases import CASES
 from parity import run_case
@@ -25,3 +26,19 @@ def test_matches_kecam_live(case, kecam_live, tmp_path):
     path = tmp_path / "weights.h5"
     model.save_weights(str(path))
     run_case(case, path, inputs, outputs)
+
+
+def _one_case_per_name() -> list:
+    first = {}
+    for case in CASES:
+        if case.version == "1.4.3":
+            first.setdefault(case.kecam, case)
+    return list(first.values())
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)
+@pytest.mark.parametrize("case", _one_case_per_name(), ids=lambda c: f"{c.family}/{c.id}")
+def test_half_precision_runs_in_its_dtype_and_matches_kecam(case, dtype):
+    """Weights and inputs in float16/bfloat16: the output keeps the dtype (softmax and norm
+    statistics accumulate in float32) and stays within the half-precision tolerance."""
+    run_case(case, dtype=dtype)
