@@ -67,6 +67,10 @@ def main() -> int:
     for row in job["rows"]:
         for batch in job["batches"]:
             record = {"block": row["key"], "batch": batch}
+            if not hasattr(importlib.import_module(row["module"]), row["kecam"]):
+                record["status"] = f"n/a (not in kecam {keras_cv_attention_models.__version__})"
+                results.append(record)
+                continue
             try:
                 call = _build(tf, keras, row, batch)
                 if job.get("memory"):

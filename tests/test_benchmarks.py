@@ -227,3 +227,17 @@ def test_attach_peers_copies_the_peer_fields_and_ratios():
     assert records[0]["ratio_kecam"] == 2.0 and records[0]["mem_ratio_kecam"] == 0.5
     assert records[0]["kecam_contaminated"] is True
     assert "kecam_ms" not in records[1]  # the peer runs float32 only
+
+
+def test_profile_names_the_mlx_primitive():
+    spec = importlib.util.spec_from_file_location("bench_profile", RUN_PY.with_name("profile.py"))
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    symbol = (
+        "mlx::core::(anonymous namespace)::slow_conv_2D<float>(mlx::core::array const&, "
+        "std::vector<int, std::allocator<int> > const&, bool)::{lambda()#1}::operator()"
+    )
+    assert profile.short_name(symbol, "libmlx.so") == "slow_conv_2D"
+    assert profile.short_name("sgemm_kernel_HASWELL", "libopenblas.so.0") == (
+        "BLAS sgemm_kernel_HASWELL"
+    )
