@@ -12,6 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .. import ops
 from .base import KerasLayer, KerasModule
 from .utils import make_divisible, to_2tuple
 
@@ -171,6 +172,17 @@ def _conv_padding(padding, kernel: tuple[int, int], use_torch_padding: bool):
     return pads if use_torch_padding else "tf_same"
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, so the same loading rules) computed by
+    :func:`ops.conv2d`, which has faster CPU forms for grouped and depthwise convolutions."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return ops.conv2d(
+            x, self.weight, self.get("bias"), stride=self.stride, padding=self.padding,
+            dilation=self.dilation, groups=self.groups,
+        )  # fmt: skip
+
+
 class _Conv2d(KerasModule):
     """A kecam conv: ``"same"`` / explicit / TF-SAME padding around ``mx.conv2d``."""
 
@@ -209,7 +221,7 @@ class _Conv2d(KerasModule):
             )
         self.padding = _conv_padding(padding, self.kernel_size, use_torch_padding)
         self.groups = groups
-        self.conv = nn.Conv2d(
+        self.conv = Conv2d(
             in_dims, out_dims, self.kernel_size, stride=self.strides, dilation=self.dilation,
             groups=groups, bias=use_bias,
         )  # fmt: skip
@@ -325,7 +337,7 @@ class AntiAliasDownsample(KerasModule):
         pads = [_tf_same_pads(s, self.kernel_size, self.strides, 1) for s in x.shape[1:3]]
         kernel = self.weight if self.trainable else self._kernel
         x = mx.pad(x, [(0, 0), *pads, (0, 0)])
-        return mx.conv2d(x, kernel.astype(x.dtype), stride=self.strides, groups=x.shape[-1])
+        return ops.conv2d(x, kernel.astype(x.dtype), stride=self.strides, groups=x.shape[-1])
 
 
 class BatchNormActivation(KerasModule):

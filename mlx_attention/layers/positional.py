@@ -22,6 +22,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .base import KerasLayer, KerasLayouts, KerasModule
+from .common import Conv2d
 from .utils import to_2tuple
 
 RESIZE_METHODS = ("nearest", "bilinear", "bicubic")
@@ -560,8 +561,8 @@ class BiasPositionalEmbedding(_KecamWeights):
 # --- coat --------------------------------------------------------------------------------------
 
 
-def _depthwise(channels: int, kernel_size: int) -> nn.Conv2d:
-    return nn.Conv2d(
+def _depthwise(channels: int, kernel_size: int) -> Conv2d:
+    return Conv2d(
         channels, channels, kernel_size, padding=kernel_size // 2, groups=channels, bias=True
     )
 

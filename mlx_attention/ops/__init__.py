@@ -4,6 +4,7 @@ The gathers take ``backend=`` (``None`` reads ``MLX_ATTENTION_KERNELS``): ``"ops
 MLX code here; ``"metal"``, ``"cuda"`` and ``"emulated"`` run :mod:`mlx_attention.kernels`.
 """
 
+from .conv import conv2d
 from .geometry import AxisMap
 from .halo import halo_attention
 from .neighborhood import neighborhood_attention
@@ -28,6 +29,7 @@ from .windows import (
 __all__ = [
     "SHIFTED_WINDOW_MASK_VALUE",
     "AxisMap",
+    "conv2d",
     "extract_patches",
     "fold",
     "fold_axis_maps",
