@@ -207,7 +207,10 @@ def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> s
 
 
 def plot(records: list[dict], path: Path) -> bool:
-    """Time and memory per block, ours vs peers, one row of panels per batch size."""
+    """Time and memory per block, ours vs peers, one row of panels per batch size.
+
+    One setting is drawn: the first record's dtype, mode and kernels (float32 eager by default).
+    """
     try:
         import matplotlib
 
@@ -216,7 +219,8 @@ def plot(records: list[dict], path: Path) -> bool:
     except ImportError:
         print("no plot: matplotlib is missing (pip install 'mlx-attention[bench]')")
         return False
-    shown = [r for r in records if r["dtype"] == "float32" and r["mode"] == records[0]["mode"]]
+    setting = [(k, records[0][k]) for k in SETTINGS]
+    shown = [r for r in records if all(r[k] == v for k, v in setting)]
     batches = sorted({r["batch"] for r in shown})
     series = (("ours", "this library"), ("floor", "MLX floor"), ("kecam", "kecam TF"),
               ("natten_mlx", "natten-mlx"))  # fmt: skip
@@ -234,7 +238,7 @@ def plot(records: list[dict], path: Path) -> bool:
             ax.set_yticks([j + 0.4 - height / 2 for j in range(len(rs))], [r["block"] for r in rs])
             ax.invert_yaxis()
             ax.set_xscale("log")
-            ax.set_title(f"batch {batch}: {label} (log scale)")
+            ax.set_title(f"batch {batch}, {_settings(shown)}: {label} (log scale)")
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
