@@ -134,6 +134,23 @@ def test_unexpected_weight_is_named_unless_not_strict(tmp_path):
     assert_matches(module(mx.array(inputs[0])), outputs[0])
 
 
+def test_in_a_whole_model_file_the_models_own_layers_under_the_prefix_are_not_extras(tmp_path):
+    """kecam models name some of their layers with a block's prefix (NAT's
+    ``stack1_block1_attn_ln`` beside the attention block ``stack1_block1_attn_``)."""
+    path = copy_fixture(CONV, tmp_path)
+    with h5py.File(path, "a") as f:
+        names = [n.encode() for n in f.attrs["layer_names"]] + [b"c_ln", b"stem_conv"]
+        f.attrs["layer_names"] = names
+        for layer in ("c_ln", "stem_conv"):
+            group = f.create_group(layer)
+            group[f"{layer}/gamma:0"] = np.ones(3, np.float32)
+            group.attrs["weight_names"] = [f"{layer}/gamma:0".encode()]
+    module = build_module(CONV)
+    load_keras_weights(module, path)
+    inputs, outputs = load_arrays(CONV)
+    assert_matches(module(mx.array(inputs[0])), outputs[0])
+
+
 def test_wrong_shape_names_weight_and_parameter(tmp_path):
     path = copy_fixture(BN, tmp_path)
     with h5py.File(path, "a") as f:

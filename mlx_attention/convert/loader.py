@@ -64,9 +64,11 @@ def load_keras_weights(
             1.4.3 layer names.
         prefix: prepended to every declared Keras name, e.g. the stage prefix of a whole model.
             Required when the module was built without ``name=``.
-        strict: every parameter of the module must be filled and every weight of the file under
-            the module's name must be used; ``False`` skips what is missing or unexpected (shapes
-            are still checked).
+        strict: every parameter of the module must be filled and, in a file that holds only
+            this module's layers, every weight must be used; ``False`` skips what is missing or
+            unexpected (shapes are still checked). In a whole-model file, layers of the model
+            that kecam names with the block's prefix (e.g. NAT's ``stack1_block1_attn_ln``
+            beside ``neighborhood_attention(name="stack1_block1_attn_")``) are not the block's.
         resize: for tables that depend on the input size (the positional layers that kecam's
             ``load_resized_weights`` serves), a table saved at another size is resized into the
             module: ``True`` with each layer's default method (kecam 1.4.3: ``"bilinear"``), or
@@ -106,10 +108,7 @@ def load_keras_weights(
             problems.extend(_convert(layer, stored, paths, current, updates, resize))
 
     if strict:
-        scope = prefix + (root_name or "")
-        for name, stored in by_name.items():
-            if stored.arrays and name.startswith(scope) and name not in used:
-                problems.append(f"unexpected Keras layer {name!r} with {list(stored.short_names)}")
+        problems.extend(_unexpected(by_name, used, prefix + (root_name or "")))
         for key in current:
             if key not in updates:
                 problems.append(f"module parameter {key!r} is not filled by any Keras weight")
@@ -117,6 +116,22 @@ def load_keras_weights(
         raise WeightMismatchError(f"{path}: " + "; ".join(problems))
     module.update(tree_unflatten(list(updates.items())))
     return module
+
+
+def _unexpected(by_name: dict[str, H5Layer], used: set[str], scope: str) -> list[str]:
+    """The unused weights of a file that holds only the module's layers (all under ``scope``).
+
+    A whole-model file has layers outside the module's scope; kecam models also name some of
+    their own layers with a block's prefix, so there the unused ones under it are not extras.
+    """
+    weighted = [name for name, stored in by_name.items() if stored.arrays]
+    if not all(name.startswith(scope) for name in weighted):
+        return []
+    return [
+        f"unexpected Keras layer {name!r} with {list(by_name[name].short_names)}"
+        for name in weighted
+        if name not in used
+    ]
 
 
 def _convert(

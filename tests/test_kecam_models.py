@@ -1,0 +1,92 @@
+"""Blocks cut out of real kecam models: built with the layer names the models give them, loaded
+from the whole model's weight file, and compared with the model's own intermediate tensors.
+
+The weights are kecam's initial ones (``pretrained=None``: nothing is downloaded). Marked
+``reference``: needs TensorFlow and kecam 1.4.3.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from helpers import assert_matches
+
+from mlx_attention import attention_layers
+from mlx_attention.convert import load_keras_weights
+
+pytestmark = pytest.mark.reference
+
+
+@dataclass(frozen=True)
+class ModelBlock:
+    """One attention block of a kecam model.
+
+    Args:
+        model: ``"module.Constructor"`` under ``keras_cv_attention_models``.
+        image: the model's input shape.
+        before: the layer whose output is the block's input.
+        after: the layer whose output is the block's output, or ``(name, "input")`` for the
+            layer that takes it.
+        kecam: our kecam name; ``shape`` and ``kwargs`` as the model calls it.
+    """
+
+    model: str
+    image: tuple[int, int, int]
+    before: str
+    after: str | tuple[str, str]
+    kecam: str
+    shape: tuple[int, ...]
+    kwargs: dict = field(default_factory=dict)
+    full_save: bool = False
+
+
+BLOCKS = {
+    "nat_mini": ModelBlock(
+        "nat.NAT_Mini", (112, 112, 3), "stack1_block1_attn_ln", "stack1_block1_attn_output",
+        "neighborhood_attention", (28, 28, 64),
+        {"kernel_size": 7, "num_heads": 2, "name": "stack1_block1_attn_"}, full_save=True,
+    ),
+    "botnet26t": ModelBlock(
+        "botnet.BotNet26T", (256, 256, 3), "stack4_block2_deep_1_relu",
+        ("stack4_block2_deep_2_bn", "input"), "mhsa_with_relative_position_embedding",
+        (8, 8, 512), {"num_heads": 4, "out_weight": False, "name": "stack4_block2_deep_2_mhsa_"},
+    ),
+    "swin_v2_tiny_shifted": ModelBlock(
+        "swin_transformer_v2.SwinTransformerV2Tiny_window8", (256, 256, 3),
+        "stack1_block1_output", ("stack1_block2_attn_ln", "input"), "shifted_window_attention",
+        (64, 64, 96), {"window_size": 8, "num_heads": 3, "shift_size": 0.5,
+                       "name": "stack1_block2_attn_"},
+    ),
+    "volo_d1_outlook": ModelBlock(
+        "volo.VOLO_d1", (224, 224, 3), "outlook_block0_LN", "outlook_block0_attn_out",
+        "outlook_attention", (28, 28, 192),
+        {"embed_dim": 192, "num_heads": 6, "name": "outlook_block0_attn_"},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("key", sorted(BLOCKS))
+def test_block_of_a_kecam_model(key, kecam_live, tmp_path):
+    tf, _, _ = kecam_live
+    spec = BLOCKS[key]
+    module_name, constructor = spec.model.rsplit(".", 1)
+    family = importlib.import_module(f"keras_cv_attention_models.{module_name}")
+    model = getattr(family, constructor)(pretrained=None, input_shape=spec.image)
+    path = tmp_path / "model.h5"
+    (model.save if spec.full_save else model.save_weights)(str(path))
+
+    after = spec.after
+    out = (
+        model.get_layer(after).output if isinstance(after, str) else model.get_layer(after[0]).input
+    )
+    block_model = tf.keras.Model(model.get_layer(spec.before).output, out)
+    x = np.random.default_rng(0).standard_normal((2, *spec.shape)).astype(np.float32)
+    expected = np.asarray(block_model(x))
+
+    block = getattr(attention_layers, spec.kecam)(spec.shape, **spec.kwargs)
+    load_keras_weights(block, path)  # strict: every weight under the block's name is used
+    assert_matches(block(mx.array(x)), expected)
