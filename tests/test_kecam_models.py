@@ -8,6 +8,7 @@ The weights are kecam's initial ones (``pretrained=None``: nothing is downloaded
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mlx.core as mx
@@ -29,19 +30,21 @@ class ModelBlock:
         model: ``"module.Constructor"`` under ``keras_cv_attention_models``.
         image: the model's input shape.
         before: the layer whose output is the block's input.
-        after: the layer whose output is the block's output, or ``(name, "input")`` for the
-            layer that takes it.
+        after: the layer whose output is the block's output, or ``(name, i)``: the layer that
+            takes it, as its ``i``-th input.
         kecam: our kecam name; ``shape`` and ``kwargs`` as the model calls it.
+        shared: builds the arguments that are layers the model shares between blocks.
     """
 
     model: str
     image: tuple[int, int, int]
     before: str
-    after: str | tuple[str, str]
+    after: str | tuple[str, int]
     kecam: str
     shape: tuple[int, ...]
     kwargs: dict = field(default_factory=dict)
     full_save: bool = False
+    shared: Callable[[], dict] = dict
 
 
 BLOCKS = {
@@ -52,14 +55,39 @@ BLOCKS = {
     ),
     "botnet26t": ModelBlock(
         "botnet.BotNet26T", (256, 256, 3), "stack4_block2_deep_1_relu",
-        ("stack4_block2_deep_2_bn", "input"), "mhsa_with_relative_position_embedding",
+        ("stack4_block2_deep_2_bn", 0), "mhsa_with_relative_position_embedding",
         (8, 8, 512), {"num_heads": 4, "out_weight": False, "name": "stack4_block2_deep_2_mhsa_"},
     ),
     "swin_v2_tiny_shifted": ModelBlock(
         "swin_transformer_v2.SwinTransformerV2Tiny_window8", (256, 256, 3),
-        "stack1_block1_output", ("stack1_block2_attn_ln", "input"), "shifted_window_attention",
+        "stack1_block1_output", ("stack1_block2_attn_ln", 0), "shifted_window_attention",
         (64, 64, 96), {"window_size": 8, "num_heads": 3, "shift_size": 0.5,
                        "name": "stack1_block2_attn_"},
+    ),
+    "levit128s": ModelBlock(
+        "levit.LeViT128S", (224, 224, 3), "stem_4_bn", "stack1_block1_out_bn",
+        "mhsa_with_multi_head_position", (14, 14, 128),
+        {"num_heads": 4, "key_dim": 16, "attn_ratio": 2, "use_bn": True,
+         "activation": "hard_swish", "name": "stack1_block1_"},
+    ),
+    "coatnet0": ModelBlock(
+        "coatnet.CoAtNet0", (224, 224, 3), "stack_3_block_1_pool", "stack_3_block_1_mhsa_output",
+        "mhsa_with_multi_head_relative_position_embedding", (14, 14, 192),
+        {"num_heads": 6, "key_dim": 32, "out_shape": 384, "name": "stack_3_block_1_mhsa_"},
+    ),
+    "cmt_tiny_torch": ModelBlock(  # one positional bias per stage, shared by its blocks
+        "cmt.CMTTiny_torch", (160, 160, 3), "stack1_block1_attn_ln",
+        "stack1_block1_light_mhsa_output", "light_mhsa_with_multi_head_relative_position_embedding",
+        (40, 40, 46), {"num_heads": 1, "sr_ratio": 8, "qkv_bias": True, "use_bn": True,
+                       "out_bias": True, "name": "stack1_block1_light_mhsa_"},
+        shared=lambda: {"pos_emb": attention_layers.BiasPositionalEmbedding(
+            axis=[1, 2, 3], attn_height=40, input_shape=(1, 1600, 25), name="stack1_pos_emb"
+        )},
+    ),
+    "davit_t_window": ModelBlock(
+        "davit.DaViT_T", (224, 224, 3), "stack1_block1_attn_ln", ("stack1_block1_1_output", 1),
+        "window_attention", (56, 56, 96),
+        {"window_size": 7, "num_heads": 3, "name": "stack1_block1_attn_"},
     ),
     "volo_d1_outlook": ModelBlock(
         "volo.VOLO_d1", (224, 224, 3), "outlook_block0_LN", "outlook_block0_attn_out",
@@ -79,14 +107,16 @@ def test_block_of_a_kecam_model(key, kecam_live, tmp_path):
     path = tmp_path / "model.h5"
     (model.save if spec.full_save else model.save_weights)(str(path))
 
-    after = spec.after
-    out = (
-        model.get_layer(after).output if isinstance(after, str) else model.get_layer(after[0]).input
-    )
+    if isinstance(spec.after, str):
+        out = model.get_layer(spec.after).output
+    else:
+        name, index = spec.after
+        out = model.get_layer(name).input
+        out = out[index] if isinstance(out, list) else out
     block_model = tf.keras.Model(model.get_layer(spec.before).output, out)
     x = np.random.default_rng(0).standard_normal((2, *spec.shape)).astype(np.float32)
     expected = np.asarray(block_model(x))
 
-    block = getattr(attention_layers, spec.kecam)(spec.shape, **spec.kwargs)
+    block = getattr(attention_layers, spec.kecam)(spec.shape, **spec.kwargs, **spec.shared())
     load_keras_weights(block, path)  # strict: every weight under the block's name is used
     assert_matches(block(mx.array(x)), expected)
