@@ -122,11 +122,11 @@ def value_dims(dims: int, out_shape: int | None, out_weight: bool, num_heads: in
     return out
 
 
-def qkv_output_layers(block: KerasModule) -> list[KerasLayer]:
-    """The Keras layers of a block with a Dense ``qkv`` and, with ``out_weight``, a Dense
+def qkv_output_layers(block: KerasModule, *, with_output: bool = True) -> list[KerasLayer]:
+    """The Keras layers of a block with a Dense ``qkv`` and (``with_output``) a Dense
     ``output``."""
     layers = [KerasLayer(block.sub("qkv"), "Dense", block.qkv)]
-    if block.out_weight:
+    if with_output:
         layers.append(KerasLayer(block.sub("output"), "Dense", block.output))
     return layers
 

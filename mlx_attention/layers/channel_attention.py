@@ -11,7 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .attention import Dropout, attend, head_key_dim, output_dims, qkv_output_layers
-from .base import KerasLayer, KerasModule
+from .base import KerasModule
 from .common import ChannelAffine
 
 
@@ -73,7 +73,7 @@ class ChannelSelfAttention(KerasModule):
         self.out_drop = Dropout(output_dropout, what="output_dropout")
 
     def keras_layers(self):
-        return qkv_output_layers(self)
+        return qkv_output_layers(self, with_output=self.out_weight)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, *grid, _ = x.shape
@@ -128,10 +128,7 @@ class CrossCovarianceAttention(KerasModule):
         self.out_drop = Dropout(out_dropout, what="out_dropout")
 
     def keras_layers(self):
-        return (
-            KerasLayer(self.sub("qkv"), "Dense", self.qkv),
-            KerasLayer(self.sub("output"), "Dense", self.output),
-        )
+        return qkv_output_layers(self)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, *grid, _ = x.shape

@@ -92,7 +92,7 @@ class MultiHeadSelfAttention(KerasModule):
         self.pos_emb, self._scores_fn = split_pos_emb(pos_emb)
 
     def keras_layers(self):
-        return qkv_output_layers(self)
+        return qkv_output_layers(self, with_output=self.out_weight)
 
     def __call__(self, x: mx.array) -> mx.array:
         batch, *grid, _ = x.shape

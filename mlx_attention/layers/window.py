@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import ops
-from .attention import Dropout, attend
+from .attention import Dropout, attend, qkv_output_layers
 from .base import KerasLayer, KerasModule
 from .common import BiasLayer
 from .positional import MlpPairwisePositionalEmbedding
@@ -127,10 +127,7 @@ class WindowMhsaPairWise(KerasModule):
         self.out_drop = Dropout(out_dropout, what="out_dropout")
 
     def keras_layers(self):
-        return (
-            KerasLayer(self.sub("qkv"), "Dense", self.qkv),
-            KerasLayer(self.sub("output"), "Dense", self.output),
-        )
+        return qkv_output_layers(self)
 
     def __call__(self, x: mx.array) -> mx.array:
         count, height, width, _ = x.shape
