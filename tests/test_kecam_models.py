@@ -89,6 +89,22 @@ BLOCKS = {
         "window_attention", (56, 56, 96),
         {"window_size": 7, "num_heads": 3, "name": "stack1_block1_attn_"},
     ),
+    "halonet26t": ModelBlock(
+        "halonet.HaloNet26T", (256, 256, 3), "stack3_block2_deep_1_relu",
+        ("stack3_block2_deep_2_bn", 0), "halo_attention", (16, 16, 256),
+        {"num_heads": 8, "block_size": 8, "halo_size": 2, "out_weight": False,
+         "name": "stack3_block2_deep_2_halo"},
+    ),
+    "edgenext_small_xca": ModelBlock(  # on tokens: [B, H*W, C]
+        "edgenext.EdgeNeXt_Small", (256, 256, 3), "stack2_block3_stda_xca_ln",
+        "stack2_block3_stda_xca_output", "cross_covariance_attention", (1024, 96),
+        {"num_heads": 8, "name": "stack2_block3_stda_xca_"},
+    ),
+    "cotnet50": ModelBlock(
+        "cotnet.CotNet50", (224, 224, 3), "stack1_block1_deep_1_relu",
+        ("stack1_block1_deep_3_conv", 0), "cot_attention", (56, 56, 64),
+        {"kernel_size": 3, "name": "stack1_block1_deep_2_cot_"},
+    ),
     "volo_d1_outlook": ModelBlock(
         "volo.VOLO_d1", (224, 224, 3), "outlook_block0_LN", "outlook_block0_attn_out",
         "outlook_attention", (28, 28, 192),
