@@ -13,6 +13,9 @@ kecam's keyword arguments. Every signature is kecam 1.4.3's (1.3.1's for names 1
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from . import layers
 from .layers.utils import check_input_shape, make_divisible  # noqa: F401
 
@@ -939,3 +942,27 @@ def window_attention(
     return layers.WindowAttention(
         attention, window_size, input_size=shape[:2], is_grid=is_grid, name=name
     )
+
+
+# --- a module built from kecam's input_shape takes [B, *input_shape] only ---------------------
+
+
+def _takes_its_input_shape(factory):
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        module = factory(*args, **kwargs)
+        if isinstance(module, layers.KerasModule):
+            module.expect_input_shape(kwargs["input_shape"] if "input_shape" in kwargs else args[0])
+        return module
+
+    return build
+
+
+for _name, _factory in list(globals().items()):
+    if (
+        inspect.isfunction(_factory)
+        and not _name.startswith("_")
+        and _factory.__module__ == __name__
+        and "input_shape" in inspect.signature(_factory).parameters
+    ):
+        globals()[_name] = _takes_its_input_shape(_factory)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlx.core as mx
 import pytest
 from cases import CASES
-from parity import run_case
+from parity import build_module, run_case
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.family}/{c.id}" for c in CASES])
@@ -42,3 +42,18 @@ def test_half_precision_runs_in_its_dtype_and_matches_kecam(case, dtype):
     """Weights and inputs in float16/bfloat16: the output keeps the dtype (softmax and norm
     statistics accumulate in float32) and stays within the half-precision tolerance."""
     run_case(case, dtype=dtype)
+
+
+@pytest.mark.parametrize("case", _one_case_per_name(), ids=lambda c: f"{c.family}/{c.id}")
+def test_an_input_of_another_shape_is_refused(case):
+    """kecam builds its layers for ``input_shape``; another channel count, size or rank is a
+    ValueError, not a broadcast into a silently wrong answer."""
+    module = build_module(case)
+    first, *rest = case.input_shapes
+    wrong = [first[:-1] + (first[-1] + 1,), first[1:]] + (
+        [(first[0] + 1, *first[1:])] * (len(first) > 1)
+    )
+    for shape in wrong:
+        inputs = [mx.zeros((2, *shape))] + [mx.zeros((2, *s)) for s in rest]
+        with pytest.raises(ValueError, match="was built for inputs of shape"):
+            module(*inputs)

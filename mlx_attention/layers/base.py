@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
@@ -83,26 +84,47 @@ class KerasModule(nn.Module):
     """
 
     def __init_subclass__(cls, **kwargs):
-        # Modules start in inference mode: once the most-derived __init__ has built every
-        # sub-module, switch them all to eval (``module.train()`` turns dropout back on).
         super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            return
+        init, call = cls.__dict__.get("__init__"), cls.__dict__.get("__call__")
+        if init is not None:
+            # Modules start in inference mode: once the most-derived __init__ has built every
+            # sub-module, switch them all to eval (``module.train()`` turns dropout back on).
+            @functools.wraps(init)
+            def init_then_eval(self, *args, **kwargs):
+                init(self, *args, **kwargs)
+                if type(self).__init__ is init_then_eval:
+                    self.eval()
 
-        @functools.wraps(init)
-        def init_then_eval(self, *args, **kwargs):
-            init(self, *args, **kwargs)
-            if type(self).__init__ is init_then_eval:
-                self.eval()
+            cls.__init__ = init_then_eval
+        if call is not None:
 
-        cls.__init__ = init_then_eval
+            @functools.wraps(call)
+            def check_then_call(self, x, *args, **kwargs):
+                self.check_input(x)
+                return call(self, x, *args, **kwargs)
+
+            cls.__call__ = check_then_call
 
     def __init__(self, name: str | None = None):
         super().__init__()
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string or None, got {name!r}")
         self.name = name
+        self._input_shape: tuple[int, ...] | None = None
+
+    def expect_input_shape(self, input_shape: Sequence[int]) -> None:
+        """Take ``[B, *input_shape]`` only, as kecam's layers built for that shape do (the
+        kecam face sets it; a module built natively takes what its sizes allow)."""
+        # a plain attribute, not a tuple in the module's tree of parameters
+        object.__setattr__(self, "_input_shape", tuple(input_shape))
+
+    def check_input(self, x: mx.array) -> None:
+        expected = self._input_shape
+        if expected is not None and tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"{type(self).__name__} {self.name or ''} was built for inputs of shape "
+                f"[B, {', '.join(map(str, expected))}], got {tuple(x.shape)}"
+            )
 
     def sub(self, suffix: str) -> str:
         """The Keras name kecam gives a sub-layer: ``name + suffix``."""
