@@ -270,3 +270,11 @@ def test_every_block_is_a_keras_module_with_its_name():
     for case in BLOCK_CASES:
         module = build_module(case)
         assert isinstance(module, nn.Module) and module.name == case.kwargs["name"]
+
+
+def test_cascaded_attention_refuses_other_channels_natively():
+    """Its heads slice the channels: extra ones would otherwise be dropped silently."""
+    block = layers.CascadedGroupAttention(16, 4, height=7, width=7)
+    assert block(mx.zeros([1, 7, 7, 16])).shape == (1, 7, 7, 16)
+    with pytest.raises(ValueError, match="takes 16 channels"):
+        block(mx.zeros([1, 7, 7, 17]))

@@ -660,12 +660,15 @@ class CascadedGroupAttention(KerasModule):
             _CascadedHead(group, key_dim, group, k, height, width, name=self.sub(f"{i + 1}_"))
             for i, k in enumerate(sizes)
         ]
-        self.group = group
+        self.dims, self.group = dims, group
         self.act = Activation(activation, dims=group * len(sizes), name=name)
         self.out = Conv2dNoBias(group * len(sizes), dims, name=self.sub("out"))
         self.out_bn = BatchNormActivation(dims, zero_gamma=True, name=self.sub("out_"))
 
     def __call__(self, x: mx.array) -> mx.array:
+        if x.shape[-1] != self.dims:
+            # the heads slice the channels: more of them would be dropped without a word
+            raise ValueError(f"CascadedGroupAttention takes {self.dims} channels: {x.shape}")
         outputs = []
         for i, head in enumerate(self.heads):
             z = x[..., i * self.group : (i + 1) * self.group]
