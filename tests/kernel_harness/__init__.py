@@ -163,6 +163,33 @@ def build(backend: str, dtype: mx.Dtype, mutate: tuple[str, str] | None = None) 
     return gxx_build(unit, f"emulate_{backend}_{TYPE_STRING[dtype]}")
 
 
+def run_emulator(exe: Path, args: list, arrays: list[np.ndarray], out_shape, dtype, label: str):
+    """Run an emulation executable on one file: an int64 header (each input's size, then the
+    output's), the inputs, and the output pre-filled with the sentinel; read the output back.
+
+    Raises if the run fails (ASan/UBSan reports included) or any output keeps the sentinel.
+    """
+    total = int(np.prod(out_shape))
+    bits = SENTINEL[dtype]
+    header = np.array([a.size for a in arrays] + [total], np.int64)
+    with tempfile.NamedTemporaryFile(dir=CACHE, suffix=".bin", delete=False) as f:
+        f.write(header.tobytes() + b"".join(a.tobytes() for a in arrays))
+        f.write(np.full(total, bits, dtype=bits.dtype).tobytes())
+        path = f.name
+    try:
+        result = subprocess.run([str(exe), *map(str, args), path], capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"emulated {label} failed:\n{result.stderr[-3000:]}")
+        offset = header.nbytes + sum(a.nbytes for a in arrays)
+        out = np.fromfile(path, NUMPY[dtype], offset=offset)
+    finally:
+        os.unlink(path)
+    untouched = out.view(bits.dtype) == bits
+    if np.any(untouched):
+        raise AssertionError(f"emulated {label}: {untouched.sum()} outputs never written")
+    return out.reshape(out_shape)
+
+
 def emulate(
     backend: str,
     name: str,
@@ -173,29 +200,11 @@ def emulate(
     exe: Path | None = None,
 ) -> np.ndarray:
     """Run ``name`` on the emulated ``backend`` grid; raises if any output keeps the sentinel."""
-    dtype = src.dtype
-    total = int(np.prod(out_shape))
-    bits = SENTINEL[dtype]
-    sentinel = np.full(total, bits, dtype=bits.dtype).view(NUMPY[dtype])
-    params_np = np.asarray(params, np.int32)
-    exe = exe or build(backend, dtype)
-    with tempfile.NamedTemporaryFile(dir=CACHE, suffix=".bin", delete=False) as f:
-        f.write(np.array([params_np.size, src.size, total], np.int64).tobytes())
-        f.write(params_np.tobytes() + np.asarray(src).tobytes() + sentinel.tobytes())
-        path = f.name
-    try:
-        grid = max(total, 1)
-        cmd = [str(exe), str(KERNEL_INDEX[name]), str(grid), str(threadgroup), path]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"emulated {backend} {name} failed:\n{result.stderr[-3000:]}")
-        out = np.fromfile(path, NUMPY[dtype], offset=24 + params_np.nbytes + src.nbytes)
-    finally:
-        os.unlink(path)
-    untouched = out.view(bits.dtype) == bits
-    if np.any(untouched):
-        raise AssertionError(f"emulated {backend} {name}: {untouched.sum()} outputs never written")
-    return out.reshape(out_shape)
+    exe = exe or build(backend, src.dtype)
+    grid = max(int(np.prod(out_shape)), 1)
+    arrays = [np.asarray(params, np.int32), np.asarray(src)]
+    args = [KERNEL_INDEX[name], grid, threadgroup]
+    return run_emulator(exe, args, arrays, out_shape, src.dtype, f"{backend} {name}")
 
 
 def emulate_both(name: str, src: mx.array, params: mx.array, out_shape, threadgroup: int):

@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -24,12 +22,9 @@ from mlx_attention.kernels.fused import INPUT_NAMES, OUTPUT_NAMES
 from mlx_attention.ops.geometry import PARAMS_PER_AXIS
 
 from . import (
-    CACHE,
     CUDA_TYPE,
     HERE,
-    NUMPY,
     NVCC_DTYPES,
-    SENTINEL,
     TYPE_STRING,
     _captured_stdout,
 )
@@ -116,33 +111,16 @@ def build(
 
 def emulate(backend: str, inputs, out_shape, threadgroup: int, exe: Path | None = None):
     """Run the fused kernel on the emulated ``backend`` grid; raises on unwritten outputs."""
+    from . import run_emulator
+
     dtype = inputs[1].dtype
-    value_dim, total = out_shape[-1], int(np.prod(out_shape))
-    bits = SENTINEL[dtype]
-    sentinel = np.full(total, bits, dtype=bits.dtype).view(NUMPY[dtype])
-    arrays = [np.asarray(x).reshape(-1) for x in inputs]
+    value_dim = out_shape[-1]
     widths = VALUE_DIMS if value_dim in VALUE_DIMS else (value_dim,)
     exe = exe or build(backend, dtype, value_dims=widths)
-    with tempfile.NamedTemporaryFile(dir=CACHE, suffix=".bin", delete=False) as f:
-        f.write(np.array([a.size for a in arrays] + [total], np.int64).tobytes())
-        for a in arrays:
-            f.write(a.tobytes())
-        f.write(sentinel.tobytes())
-        path = f.name
-    try:
-        grid = max(total // value_dim, 1)
-        cmd = [str(exe), str(value_dim), str(grid), str(threadgroup), path]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"emulated fused {backend} failed:\n{result.stderr[-3000:]}")
-        offset = 48 + sum(a.nbytes for a in arrays)
-        out = np.fromfile(path, NUMPY[dtype], offset=offset)
-    finally:
-        os.unlink(path)
-    untouched = out.view(bits.dtype) == bits
-    if np.any(untouched):
-        raise AssertionError(f"emulated fused {backend}: {untouched.sum()} outputs never written")
-    return out.reshape(out_shape)
+    grid = max(int(np.prod(out_shape)) // value_dim, 1)
+    arrays = [np.asarray(x).reshape(-1) for x in inputs]
+    args = [value_dim, grid, threadgroup]
+    return run_emulator(exe, args, arrays, out_shape, dtype, f"fused {backend}")
 
 
 def emulate_both(inputs, out_shape, threadgroup: int) -> mx.array:
