@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_map
 
 # Keras layer types with a conversion rule in ``mlx_attention.convert.rules``.
 KERAS_KINDS = (
@@ -74,8 +75,56 @@ class KerasLayouts:
     labels: tuple[str, ...] = ()
 
 
+def _as_float(value):
+    """kecam's inputs are float32 tensors: integer and bool arrays are computed in float32."""
+    if not isinstance(value, mx.array) or mx.issubdtype(value.dtype, mx.floating):
+        return value
+    if mx.issubdtype(value.dtype, mx.complexfloating):
+        raise TypeError(f"inputs must be real arrays, got one of dtype {value.dtype}")
+    return value.astype(mx.float32)
+
+
+def _empty_batch(args: tuple) -> bool:
+    return (
+        bool(args) and isinstance(args[0], mx.array) and args[0].ndim > 0 and not args[0].shape[0]
+    )
+
+
+def _empty_batch_result(module: nn.Module, call: Callable, args: tuple, kwargs: dict):
+    """kecam's result for an empty batch: empty arrays of the shape a batch would give.
+
+    Many MLX ops (``reshape`` with a ``-1``, ``nn.GroupNorm``) cannot infer a size from an empty
+    array, so the call is traced, without evaluation (MLX knows shapes before it computes), on
+    batches of one and two zero inputs: an output whose leading axis grows with the batch is
+    returned with that axis 0, a constant one (an index table) as it is. The module's state
+    (batch-norm statistics in training mode) is restored afterwards.
+    """
+    state = module.parameters()
+
+    def traced(batch: int):
+        def grow(value):
+            if isinstance(value, mx.array) and value.ndim and not value.shape[0]:
+                return mx.zeros((batch, *value.shape[1:]), value.dtype)
+            return value
+
+        return call(module, *map(grow, args), **{key: grow(v) for key, v in kwargs.items()})
+
+    one, two = traced(1), traced(2)
+    module.update(state)
+
+    def empty(out_one, out_two):
+        if isinstance(out_one, mx.array) and out_one.ndim and out_two.shape[0] != out_one.shape[0]:
+            return mx.zeros((0, *out_one.shape[1:]), out_one.dtype)
+        return out_one
+
+    return tree_map(empty, one, two)
+
+
 class KerasModule(nn.Module):
     """Base of every module that kecam builds under a ``name=``.
+
+    Its call computes integer and bool inputs in float32 (kecam's inputs are float32 tensors)
+    and returns, for an empty batch, empty results of the shape a batch would give.
 
     Args:
         name: kecam's ``name=``: for a block, the prefix of the Keras layers it creates; for a
@@ -99,9 +148,14 @@ class KerasModule(nn.Module):
         if call is not None:
 
             @functools.wraps(call)
-            def check_then_call(self, x, *args, **kwargs):
-                self.check_input(x)
-                return call(self, x, *args, **kwargs)
+            def check_then_call(self, *args, **kwargs):
+                args = tuple(map(_as_float, args))
+                kwargs = {key: _as_float(value) for key, value in kwargs.items()}
+                if args:
+                    self.check_input(args[0])
+                if _empty_batch(args):
+                    return _empty_batch_result(self, call, args, kwargs)
+                return call(self, *args, **kwargs)
 
             cls.__call__ = check_then_call
 
