@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     options = benchmarks.options_from_args(args, args.quick)
     protocol = benchmarks.QUICK if args.quick else benchmarks.FULL
     blocks, batches = options["blocks"], options["batches"]
+    stem = Path(args.out) / time.strftime("bench-%Y%m%d-%H%M%S")
+    benchmarks.check_writable(f"{stem}.json")
+    wanted = peers_to_run(args.peers, args.quick)
 
     env = benchmarks.environment()
     env["kernels_backend"] = ", ".join(
@@ -263,19 +266,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
           f"BLAS: {env['blas']})", flush=True)  # fmt: skip
+    if hint := benchmarks.cpu_blas()[1]:
+        print(f"Slow BLAS: {hint}.", file=sys.stderr, flush=True)
     records = benchmarks.run(
         **options, protocol=protocol, progress=benchmarks.Progress(benchmarks.planned(options))
     )
 
-    peer_text = args.peers or ("none" if args.quick else "kecam,natten_mlx")
-    wanted = {p for p in peer_text.split(",") if p and p != "none"}
     peers: dict[str, dict] = {}
     if "float32" in options["dtypes"]:
-        if "kecam" in wanted and _installed("keras_cv_attention_models", "tensorflow", "tf_keras"):
+        if "kecam" in wanted:
             print("kecam on TensorFlow (subprocess) ...", file=sys.stderr, flush=True)
             peers["kecam"], tf_env = run_kecam(blocks, batches, protocol)
             env["kecam"] = f"kecam {tf_env['kecam']}, TensorFlow {tf_env['tensorflow']}"
-        if "natten_mlx" in wanted and _installed("natten_mlx"):
+        if "natten_mlx" in wanted:
             peers["natten_mlx"] = run_natten_mlx(blocks, batches, protocol, options["modes"][0])
     attach_peers(records, peers)
 
@@ -283,9 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     print(benchmarks.text_table([[f(r) for _, f in columns] for r in records],
                                 [h for h, _ in columns]))  # fmt: skip
     print(f"Rows: {_settings(records)}. {benchmarks.noise_summary(records, protocol)}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / time.strftime("bench-%Y%m%d-%H%M%S")
     benchmarks.write_json(f"{stem}.json", records, env, protocol, peers=sorted(peers))
     Path(f"{stem}.md").write_text(markdown(records, env, protocol))
     written = [f"{stem}.json", f"{stem}.md"]
@@ -293,6 +293,33 @@ def main(argv: list[str] | None = None) -> int:
         written.append(f"{stem}.png")
     print("wrote " + ", ".join(written))
     return 0
+
+
+def peers_to_run(requested: str | None, quick: bool) -> set[str]:
+    """The peers named by ``--peers`` (one not installed is an error before the run), or by
+    default those installed (none in quick mode), saying which are skipped."""
+    text = requested or ("none" if quick else ",".join(PEER_MODULES))
+    wanted = {p for p in text.split(",") if p and p != "none"}
+    unknown = wanted - set(PEER_MODULES)
+    if unknown:
+        raise SystemExit(f"--peers: {sorted(unknown)} not in {', '.join(PEER_MODULES)}, none")
+    missing = sorted(p for p in wanted if not _installed(*PEER_MODULES[p]))
+    hints = "; ".join(f"{p}: {PEER_INSTALL[p]}" for p in missing)
+    if requested and missing:
+        raise SystemExit(f"--peers {requested}: not installed ({hints})")
+    if missing:
+        print(f"peers skipped, not installed ({hints})", file=sys.stderr)
+    return wanted - set(missing)
+
+
+PEER_MODULES = {
+    "kecam": ("keras_cv_attention_models", "tensorflow", "tf_keras"),
+    "natten_mlx": ("natten_mlx",),
+}
+PEER_INSTALL = {
+    "kecam": "pip install -e '.[reference]' from the repository",
+    "natten_mlx": "pip install natten-mlx",
+}
 
 
 def _installed(*modules: str) -> bool:

@@ -362,6 +362,11 @@ def _own_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# /proc/stat counts CPU time in clock ticks (10 ms on Linux): a window must span this many ticks
+# before the other processes' share of it is resolved to about a tenth of a core.
+_MIN_TICKS = 10
+
+
 class OtherLoad:
     """Cores used by other processes between construction and :meth:`cores`."""
 
@@ -370,12 +375,14 @@ class OtherLoad:
         self.wall = time.perf_counter()
 
     def cores(self) -> float | None:
+        """Other processes' cores, between 0 and the machine's; ``None`` where the machine does
+        not say (no ``/proc/stat``) or the window is too short for its tick resolution."""
         machine = _machine_busy_seconds()
         wall = time.perf_counter() - self.wall
-        if machine is None or self.machine is None or wall <= 0:
+        if machine is None or self.machine is None or wall * os.sysconf("SC_CLK_TCK") < _MIN_TICKS:
             return None
         other = (machine - self.machine) - (_own_seconds() - self.own)
-        return max(0.0, other / wall)
+        return min(max(0.0, other / wall), float(os.cpu_count() or 1))
 
 
 def time_calls(
@@ -680,7 +687,7 @@ def environment() -> dict:
         "device": str(mx.default_device()),
         "metal": mx.metal.is_available(),
         "cuda": mx.cuda.is_available(),
-        "blas": _blas(),
+        "blas": cpu_blas()[0],
         "kernels_env": os.environ.get("MLX_ATTENTION_KERNELS", "auto"),
     }
     try:
@@ -703,18 +710,35 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _blas() -> str:
-    # MLX's Linux CPU wheel links a slow reference BLAS unless OpenBLAS is preloaded.
+# The fix for MLX's slow Linux CPU BLAS, said wherever the library reports on speed.
+OPENBLAS_HINT = (
+    "MLX's Linux CPU wheel links a reference BLAS, which makes matrix products about 15x slower "
+    "than OpenBLAS. Install OpenBLAS and preload it when you run: "
+    "`apt-get install libopenblas0-pthread`, then `LD_PRELOAD=libopenblas.so.0 mlx-attention ...` "
+    "(or `LD_PRELOAD=libopenblas.so.0 python ...`)"
+)
+
+
+def cpu_blas() -> tuple[str, str | None]:
+    """The BLAS behind MLX's CPU matrix products, and a hint where it is the slow one.
+
+    Read from the libraries mapped into this process: MLX's Linux wheel links its own reference
+    BLAS (``mlx_cpu.libs/libblas-*.so``); a preloaded ``libopenblas`` takes its symbols first.
+    """
     if platform.system() == "Darwin":
-        return "Accelerate"
+        return "Accelerate", None
     try:
         with open("/proc/self/maps") as f:
-            # numpy's own libscipy_openblas has a suffixed interface that MLX does not use
-            if "/libopenblas" in f.read():
-                return "OpenBLAS (preloaded)"
+            maps = f.read()
     except OSError:
-        pass
-    return "bundled with the mlx wheel"
+        return "unknown", None
+    # numpy's own libscipy_openblas has a suffixed interface that MLX does not use
+    if "/libopenblas" in maps:
+        return "OpenBLAS (preloaded)", None
+    if "mlx_cpu.libs/libblas" in maps:
+        on_cpu = mx.default_device() == mx.cpu  # a GPU default does its matrix products itself
+        return "reference BLAS of the mlx wheel (slow)", OPENBLAS_HINT if on_cpu else None
+    return "unknown", None
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -773,7 +797,10 @@ def noise_summary(records: Sequence[dict], protocol: Protocol) -> str:
     attempts = [r[k] for r in records for k in r if k.endswith("_attempt_other_cores")]
     loads = [load for a in attempts for load in a if load is not None]
     if not loads:
-        return f"Noise: other processes' CPU not measured here ({len(attempts)} measurements)."
+        return (
+            f"Noise: other processes' CPU not measured ({len(attempts)} measurements; it needs "
+            f"/proc/stat and timed windows of at least {_MIN_TICKS} clock ticks, 0.1 s on Linux)."
+        )
     repeated = sum(len(a) > 1 for a in attempts)
     dirty = sum(bool(r[k]) for r in records for k in r if k.endswith("_contaminated"))
     retry = (
@@ -806,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     quick = args.quick or not args.full
     options = options_from_args(args, quick)
+    if args.json:
+        check_writable(args.json)
     protocol = QUICK if quick else FULL
     records = run(**options, protocol=protocol, progress=Progress(planned(options)))
     env = environment()
@@ -814,6 +843,9 @@ def main(argv: list[str] | None = None) -> int:
     header, rows = summary_rows(records)
     print(text_table(rows, header))
     print(noise_summary(records, protocol))
+    hint = cpu_blas()[1]
+    if hint:
+        print(f"Slow BLAS: {hint}.")
     if args.json:
         write_json(args.json, records, env, protocol)
     return 0
@@ -822,9 +854,12 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser, full_batches: str, modes: str) -> None:
     """The options :func:`main` and ``bench/run.py`` share."""
     parser.add_argument("--blocks", default="all", help="comma-separated row keys or kecam names")
-    parser.add_argument(
-        "--batch", help=f"batch sizes (default {QUICK_BATCHES} in quick mode, else {full_batches})"
+    default = (
+        QUICK_BATCHES
+        if QUICK_BATCHES == full_batches
+        else f"{QUICK_BATCHES} in quick mode, else {full_batches}"
     )
+    parser.add_argument("--batch", help=f"comma-separated batch sizes (default {default})")
     parser.set_defaults(full_batches=full_batches)
     parser.add_argument("--dtype", default="float32", help="float32,float16,bfloat16")
     parser.add_argument("--mode", default=modes, help=f"eager,compiled (default {modes})")
@@ -851,6 +886,8 @@ def options_from_args(args: argparse.Namespace, quick: bool) -> dict:
         batches = [int(b) for b in batch_text.split(",")]
     except ValueError:
         raise SystemExit(f"--batch: {batch_text!r} is not a list of integers") from None
+    if any(b < 1 for b in batches):
+        raise SystemExit(f"--batch: {batch_text!r}: every batch size must be at least 1")
     try:
         blocks = select_blocks(args.blocks)
     except ValueError as exc:
@@ -869,6 +906,21 @@ def planned(options: dict) -> int:
     """How many records :func:`run` makes with these options (for the progress bar)."""
     sizes = (len(options[k]) for k in ("blocks", "batches", "dtypes", "modes", "kernels"))
     return math.prod(sizes)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail before a run, not after it, when its output file cannot be written (the folder is
+    made if missing)."""
+    path = os.fspath(path)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        existed = os.path.exists(path)
+        with open(path, "a"):
+            pass
+        if not existed:
+            os.remove(path)
+    except OSError as err:
+        raise SystemExit(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def write_json(path: str, records: Sequence[dict], env: dict, protocol: Protocol, **extra) -> None:

@@ -44,18 +44,29 @@ def demo(args: argparse.Namespace) -> int:
 
 def info(args: argparse.Namespace) -> int:
     from . import __version__, kernels
+    from .benchmarks import cpu_blas
 
     print(f"mlx-attention {__version__}")
     print(f"MLX {mx.__version__}, Python {platform.python_version()}, {platform.platform()}")
     print(f"default device: {mx.default_device()}")
-    print(f"kernel selection: {kernels.ENV_VAR}={os.environ.get(kernels.ENV_VAR, 'auto')}")
+    blas, hint = cpu_blas()
+    print(f"CPU BLAS: {blas}")
+    if hint:
+        print(f"  {hint}")
+    setting = os.environ.get(kernels.ENV_VAR, "auto")
+    print(f"kernel selection: {kernels.ENV_VAR}={setting}")
+    try:
+        chosen = kernels.resolve_backend()
+    except ValueError as err:  # still show the table: it is what tells which value would work
+        chosen = None
+        print(f"  {err}; blocks that use kernels raise until it is fixed or unset")
     print()
-    chosen = kernels.resolve_backend()
     rows = [
-        (name, "yes" if ok else "no", "runs here" if name == chosen else "", reason)
+        (name, "yes" if ok else "no", "<- runs here" if name == chosen else "", reason)
         for name, ok, reason in kernels.backend_report()
+        if ok or name != "emulated"  # the test suite's emulator: only listed while registered
     ]
-    print(_table(rows, ("backend", "available", "", "why")))
+    print(_table(rows, ("backend", "available", "selected", "why")))
     print()
     print(_table(kernels.kernel_list(), ("kernel", "serves")))
     return 0

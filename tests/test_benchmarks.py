@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import mlx.core as mx
@@ -115,14 +117,41 @@ def test_time_calls_repeats_when_other_processes_disturb(
     assert benchmarks.time_cell(record, "kecam") == "1 (0.5–2)" + (" *" if contaminated else "")
 
 
-def test_other_load_is_measured_on_linux():
+def test_other_load_is_measured_on_linux_over_windows_it_can_resolve():
     load = benchmarks.OtherLoad()
-    sum(range(10**5))
+    assert load.cores() is None  # shorter than /proc/stat's 10 ms ticks can resolve
+    time.sleep(0.15)
     cores = load.cores()
     if Path("/proc/stat").exists():
-        assert cores is not None and cores >= 0.0
+        assert cores is not None and 0.0 <= cores <= os.cpu_count()
     else:
         assert cores is None
+
+
+@pytest.mark.parametrize("batch", ["-1", "0", "1,0"])
+def test_batch_sizes_must_be_positive(batch):
+    parser = benchmarks.argparse.ArgumentParser()
+    benchmarks.add_arguments(parser, full_batches="1", modes="eager")
+    with pytest.raises(SystemExit, match="at least 1"):
+        benchmarks.options_from_args(parser.parse_args(["--batch", batch]), quick=True)
+
+
+def test_help_names_one_default_batch_when_both_modes_agree(capsys):
+    with pytest.raises(SystemExit):
+        benchmarks.main(["--help"])
+    out = capsys.readouterr().out
+    assert "default 1)" in " ".join(out.split()) and "else 1" not in out
+
+
+def test_an_unwritable_json_path_fails_before_the_run(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setattr(benchmarks, "run", lambda **_: pytest.fail("ran before checking --json"))
+    with pytest.raises(SystemExit, match="cannot write"):
+        benchmarks.main(["--blocks", "nat", "--json", str(blocker / "out.json")])
+    missing = tmp_path / "new" / "dir" / "out.json"
+    benchmarks.check_writable(missing)  # a missing folder is made; the file is not left behind
+    assert missing.parent.is_dir() and not missing.exists()
 
 
 def test_mhsa_floor_keeps_the_token_shape():
@@ -214,6 +243,18 @@ def test_run_py_quick_writes_json_and_markdown(tmp_path, capsys):
     text = next(tmp_path.glob("*.md")).read_text()
     assert "Noise:" in text and "| kernels |" in text and "off: ops" in text
     assert "levit_pos" in capsys.readouterr().out
+
+
+def test_run_py_peers_named_but_missing_fail_before_the_run(monkeypatch, capsys):
+    run_py = _run_py()
+    monkeypatch.setattr(run_py, "_installed", lambda *modules: "natten_mlx" not in modules)
+    with pytest.raises(SystemExit, match="natten_mlx: pip install natten-mlx"):
+        run_py.peers_to_run("kecam,natten_mlx", quick=False)
+    assert run_py.peers_to_run(None, quick=False) == {"kecam"}  # by default: say, and go on
+    assert "peers skipped, not installed (natten_mlx" in capsys.readouterr().err
+    assert run_py.peers_to_run(None, quick=True) == set()
+    with pytest.raises(SystemExit, match="not in kecam, natten_mlx, none"):
+        run_py.peers_to_run("timm", quick=False)
 
 
 def test_attach_peers_copies_the_peer_fields_and_ratios():

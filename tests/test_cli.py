@@ -5,20 +5,40 @@ from __future__ import annotations
 import math
 
 import mlx.core as mx
+import pytest
 from cases import cases
 from helpers import RELATIVE_TOLERANCE
 
-from mlx_attention import attention_layers, cli
+from mlx_attention import attention_layers, benchmarks, cli
 from mlx_attention.demo import EXAMPLES, run_all
 
 
 def test_info_names_every_backend_and_kernel(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for backend in ("metal", "cuda", "ops", "emulated"):
+    for backend in ("metal", "cuda", "ops"):
         assert backend in out
+    assert "emulated" not in out  # the test suite's emulator, listed only while registered
     assert "unfold" in out and "fold" in out
     assert "runs here" in out
+
+
+@pytest.mark.parametrize("setting", ["bogus", "AUTO", " Off "])
+def test_info_shows_the_table_for_any_kernel_setting(capsys, monkeypatch, setting):
+    monkeypatch.setenv("MLX_ATTENTION_KERNELS", setting)
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "backend  available  selected" in out and "pure MLX gathers" in out
+    valid = setting.strip().lower() != "bogus"
+    assert ("<- runs here" in out) == valid
+    assert ("'bogus' is not one of auto, off" in out) == (not valid)
+
+
+def test_info_says_how_to_fix_a_slow_cpu_blas(capsys, monkeypatch):
+    monkeypatch.setattr(benchmarks, "cpu_blas", lambda: ("slow one", benchmarks.OPENBLAS_HINT))
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU BLAS: slow one" in out and "LD_PRELOAD=libopenblas.so.0" in out
 
 
 def test_inspect_lists_layers_weights_and_shapes(capsys):

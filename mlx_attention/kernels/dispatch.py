@@ -63,7 +63,8 @@ def kernel_list() -> list[tuple[str, str]]:
 
 def resolve_backend(backend: str | None = None) -> str:
     """The backend a gather runs on: ``"ops"``, ``"metal"``, ``"cuda"`` or ``"emulated"``."""
-    choice = backend if backend is not None else os.environ.get(ENV_VAR, "auto")
+    # the environment variable is read case-insensitively, as shells and launchers differ
+    choice = backend if backend is not None else os.environ.get(ENV_VAR, "auto").strip().lower()
     choice = {"off": "ops"}.get(choice, choice)
     if choice == "auto":
         for name in ("metal", "cuda"):
