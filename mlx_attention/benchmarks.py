@@ -712,7 +712,7 @@ def _cpu_name() -> str:
 
 # The fix for MLX's slow Linux CPU BLAS, said wherever the library reports on speed.
 OPENBLAS_HINT = (
-    "MLX's Linux CPU wheel links a reference BLAS, which makes matrix products about 15x slower "
+    "MLX's Linux CPU wheel links a reference BLAS, which makes matrix products 15-25x slower "
     "than OpenBLAS. Install OpenBLAS and preload it when you run: "
     "`apt-get install libopenblas0-pthread`, then `LD_PRELOAD=libopenblas.so.0 mlx-attention ...` "
     "(or `LD_PRELOAD=libopenblas.so.0 python ...`)"
