@@ -59,6 +59,7 @@ def test_demo_runs_what_exists_and_matches_kecam(capsys):
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert f"of {len(EXAMPLES)} examples ran" in out
+    assert out.count("within the exactness bound") == len(EXAMPLES) and "OVER" not in out
     for result in run_all():
         implemented = hasattr(attention_layers, result.example.kecam)
         assert (result.status == "ok") == implemented, result.status
