@@ -78,18 +78,55 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect(args: argparse.Namespace) -> int:
-    from .convert import read_keras_h5
+def _kecam_block_suffixes() -> dict[str, dict[str, str]]:
+    """``{kecam block: {suffix: Keras layer type}}`` as this library's blocks declare them
+    (each block of the benchmark table, built with ``name="blk_"``)."""
+    from .benchmarks import BLOCKS, build_block
+    from .convert import declared_layers
+    from .layers.base import KerasLayouts
 
-    stored = read_keras_h5(args.file)
-    rows = []
-    for layer in stored:
-        for name, array in zip(layer.weight_names, layer.arrays):
-            rows.append((layer.name, name, tuple(array.shape), array.dtype))
+    table: dict[str, dict[str, str]] = {}
+    for block in BLOCKS:
+        if block.is_class:  # a layer class names one layer, not a block of them
+            continue
+        module, _ = build_block(block)
+        if module is None:
+            continue
+        suffixes = table.setdefault(block.kecam, {})
+        for decl in declared_layers(module):
+            layouts = decl.layouts if isinstance(decl, KerasLayouts) else ((decl,),)
+            for layer in (layer for layout in layouts for layer in layout):
+                if layer.name.startswith("blk_") and layer.kind != "Constant":
+                    suffixes[layer.name[len("blk_") :]] = layer.kind
+    return table
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Layers, weight names, shapes and dtypes from the file's metadata (no data is read)."""
+    from .convert import KerasH5
+    from .convert.blocks import find_blocks
+
+    with KerasH5(args.file) as f:
+        stored = [layer for layer in f.layers if layer.name.startswith(args.prefix)]
+    where = f" under the prefix {args.prefix!r}" if args.prefix else ""
+    if args.blocks:
+        found = find_blocks((x.name for x in stored if x.weights), _kecam_block_suffixes())
+        rows = [
+            (b.prefix, " or ".join(b.blocks), ", ".join(f"{s} ({kind})" for s, kind in b.layers))
+            for b in found
+        ]
+        print(_table(rows, ("name= prefix", "kecam block", "layers found (type)")))
+        print(f"{len(found)} kecam blocks recognised{where} (a guess from the layer names)")
+        return 0
+    rows = [
+        (layer.name, weight.name, weight.shape, weight.dtype)
+        for layer in stored
+        for weight in layer.weights
+    ]
     print(_table(rows, ("layer", "weight", "shape", "dtype")))
-    weightless = sum(not layer.arrays for layer in stored)
-    count = sum(a.size for layer in stored for a in layer.arrays)
-    print(f"{len(stored)} layers ({weightless} without weights), {count:,} values")
+    weightless = sum(not layer.weights for layer in stored)
+    count = sum(weight.size for layer in stored for weight in layer.weights)
+    print(f"{len(stored)} layers{where} ({weightless} without weights), {count:,} values")
     return 0
 
 
@@ -111,6 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("info", help="MLX, device, and which kernel back-end runs here and why")
     inspect_parser = commands.add_parser("inspect", help="list the layers and weights of a .h5")
     inspect_parser.add_argument("file", help="a Keras .h5 weight file")
+    inspect_parser.add_argument(
+        "--prefix", default="", help="only the layers whose name starts with this"
+    )
+    inspect_parser.add_argument(
+        "--blocks",
+        action="store_true",
+        help="the kecam blocks the file holds (name= prefix, block, layers), guessed from names",
+    )
     commands.add_parser("bench", help="time each block (quick mode; bench --help for options)")
     args = parser.parse_args(argv)
     handler = {"demo": demo, "info": info, "inspect": inspect}[args.command]

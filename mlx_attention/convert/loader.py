@@ -1,7 +1,18 @@
-"""Filling a module from a kecam Keras ``.h5`` file: strict, atomic, by declared Keras names."""
+"""Filling a module from a kecam Keras ``.h5`` file: strict, atomic, by declared Keras names.
+
+Loading streams: every shape is checked against the module from the file's metadata first;
+then the datasets the module uses are read one layer at a time and converted into MLX arrays,
+so the peak memory is the module's weights plus one layer, and a dataset the module does not
+use (or one of the wrong shape: a memory bomb declaring a 60000 x 60000 table) is never read.
+"""
 
 from __future__ import annotations
 
+import difflib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlx.core as mx
@@ -10,41 +21,409 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ..layers.base import KerasLayer, KerasLayouts, KerasModule
-from .h5 import H5Layer, KerasFileError, read_keras_h5
-from .rules import RULES, expected_count
+from ..layers.positional import RESIZE_METHODS
+from .h5 import KerasFileError, KerasH5, LayerInfo
+from .rules import KERNEL_RANKS, RULES, expected_count
+
+logger = logging.getLogger("mlx_attention.convert")
+
+# A table resized on loading is read before resizing; one saved for a grid this many times
+# larger (in elements) than the module's is refused unread rather than read (kecam resizes
+# 7x7 <-> 12x12 windows, 14 <-> 24 patch grids: factors of a few).
+_RESIZE_SOURCE_LIMIT = 64
 
 
 class WeightMismatchError(ValueError):
-    """The file's weights do not fit the module; the message lists every problem."""
+    """The file's weights do not fit the module; the message lists every problem.
+
+    ``report`` is the ``LoadReport`` of the attempt (nothing was loaded).
+    """
+
+    def __init__(self, message: str, report: LoadReport | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a load did: Keras layer names (parameter names for ``.safetensors``).
+
+    Attributes:
+        path: the file.
+        loaded: layers whose weights filled the module (constants checked included).
+        missing: layers the module declares that the file lacks, and module parameters that
+            no weight fills.
+        unexpected: weighted layers of the file that the module does not use (reported only
+            for a file whose weighted layers all lie under the module's scope).
+        mismatched: ``(name, reason)`` for layers whose weights do not fit.
+        resized: loaded layers whose tables were resized to the module's input size.
+    """
+
+    path: str
+    loaded: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    mismatched: tuple[tuple[str, str], ...] = ()
+    resized: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Nothing missing, unexpected or mis-shaped."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        head = f"{self.path}: loaded {len(self.loaded)}"
+        if self.resized:
+            head += f" ({len(self.resized)} resized: {', '.join(self.resized)})"
+        skipped = len(self.missing) + len(self.unexpected) + len(self.mismatched)
+        lines = [head + (f", {skipped} problems" if skipped else ", no problems")]
+        lines += [f"  missing: {name}" for name in self.missing]
+        lines += [f"  unexpected: {name}" for name in self.unexpected]
+        lines += [f"  mismatched: {name}: {why}" for name, why in self.mismatched]
+        return "\n".join(lines)
+
+
+# --- the module's side: declarations and parameter paths, shared modules once ---------------
+
+
+def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Every (path, module) of the tree in definition order (a shared module at each path)."""
+    yield prefix, module
+    children = tree_flatten(module.children(), is_leaf=lambda m: isinstance(m, nn.Module))
+    for key, child in children:
+        yield from _walk(child, f"{prefix}.{key}" if prefix else key)
+
+
+@dataclass(frozen=True)
+class ModuleTree:
+    """A module tree with each module once, at its first path (a stage-shared positional bias
+    that several blocks hold is one module): its paths, declarations and parameters."""
+
+    paths: dict[int, str]  # id(module) -> first path
+    modules: tuple[nn.Module, ...]  # each module once, in definition order
+    parameters: dict[str, mx.array]  # flattened, keys under a module's other paths left out
+
+    @classmethod
+    def of(cls, module: nn.Module) -> ModuleTree:
+        paths: dict[int, str] = {}
+        modules, aliases = [], []
+        for path, sub in _walk(module):
+            if id(sub) in paths:
+                aliases.append(path + ".")
+            else:
+                paths[id(sub)] = path
+                modules.append(sub)
+        parameters = {
+            key: value
+            for key, value in tree_flatten(module.parameters())
+            if not any(key.startswith(alias) for alias in aliases)
+        }
+        return cls(paths, tuple(modules), parameters)
+
+    def key(self, module: nn.Module, name: str) -> str:
+        base = self.paths[id(module)]
+        return f"{base}.{name}" if base else name
 
 
 def declared_layers(module: nn.Module) -> list[KerasLayer | KerasLayouts]:
-    """Every Keras-layer declaration in the module tree."""
+    """Every Keras-layer declaration in the module tree (a shared module's once)."""
     return [
         decl
-        for _, sub in module.named_modules()
+        for sub in ModuleTree.of(module).modules
         if isinstance(sub, KerasModule)
         for decl in sub.keras_layers()
     ]
 
 
-def _module_paths(module: nn.Module) -> dict[int, str]:
-    return {id(sub): path for path, sub in module.named_modules()}
+def _covered(layer: KerasLayer, tree: ModuleTree) -> list[str]:
+    """The module parameters a declared Keras layer fills."""
+    if layer.kind == "Constant":
+        return []
+    if layer.kind == "Weights":
+        return [tree.key(layer.module, name) for name in layer.weights]
+    return [tree.key(layer.module, name) for name, _ in tree_flatten(layer.module.parameters())]
 
 
-def _choose(decl: KerasLayer | KerasLayouts, prefix: str, by_name: dict) -> tuple[KerasLayer, ...]:
+# --- the file's side ---------------------------------------------------------------------------
+
+
+def _choose(decl: KerasLayer | KerasLayouts, prefix: str, f: KerasH5) -> tuple[KerasLayer, ...]:
     if isinstance(decl, KerasLayer):
         return (decl,)
     for layout in decl.layouts:
-        if all(_holds(by_name.get(prefix + layer.name), layer) for layer in layout):
+        if all(_holds(f.get(prefix + layer.name), layer) for layer in layout):
             return layout
     return decl.layouts[0]
 
 
-def _holds(stored: H5Layer | None, layer: KerasLayer) -> bool:
+def _holds(stored: LayerInfo | None, layer: KerasLayer) -> bool:
     """Whether the file has the layer with weights: a kecam 1.3.1 swin v2 file has a weightless
     ``pos_emb`` layer where 1.4.3 stores the MLP, so the name alone does not pick a layout."""
-    return stored is not None and (bool(stored.arrays) or layer.kind == "Constant")
+    return stored is not None and (bool(stored.weights) or layer.kind == "Constant")
+
+
+def _placeholder(shape: tuple[int, ...]) -> np.ndarray:
+    """An array of ``shape`` that takes no memory (every stride 0): rules on it give the
+    converted shapes without reading the file."""
+    return np.broadcast_to(np.zeros((), np.float32), shape)
+
+
+def _to_mx(value: np.ndarray, like: mx.array) -> mx.array:
+    """``value`` in the parameter's dtype, evaluated (so no float64 copy stays in the graph)."""
+    as_numpy = {mx.float16: np.float16, mx.float64: np.float64}.get(like.dtype, np.float32)
+    array = mx.array(np.ascontiguousarray(value, dtype=as_numpy))
+    if array.dtype != like.dtype:
+        array = array.astype(like.dtype)
+    mx.eval(array)
+    return array
+
+
+@dataclass
+class _Plan:
+    """One Keras layer that fits the module: where its converted arrays go."""
+
+    layer: KerasLayer
+    stored: LayerInfo
+    arrays: list[np.ndarray] | None = None  # read already (resized tables, constants)
+    resized: bool = False
+
+
+class _Loader:
+    """One load: validation from metadata, then reading layer by layer."""
+
+    def __init__(self, module, f: KerasH5, prefix: str, resize: bool | str):
+        self.f, self.prefix, self.resize = f, prefix, resize
+        self.tree = ModuleTree.of(module)
+        self.problems: list[str] = []  # the error message's lines
+        self.missing: list[str] = []
+        self.mismatched: list[tuple[str, str]] = []
+        self.explained: set[str] = set()  # parameters of reported layers: not repeated
+        self.used: set[str] = set()
+        self.plans: list[_Plan] = []
+
+    def where(self, stored: LayerInfo, index: int) -> str:
+        return f"{stored.name!r}/{stored.weights[index].short_name}"
+
+    def mismatch(self, layer: KerasLayer, stored: LayerInfo, reason: str, message: str) -> None:
+        self.mismatched.append((stored.name, reason))
+        self.problems.append(message)
+        self.explained.update(_covered(layer, self.tree))
+
+    def validate(self, declarations) -> None:
+        names = list(self.f.layer_names)
+        for decl in declarations:
+            for layer in _choose(decl, self.prefix, self.f):
+                full = self.prefix + layer.name
+                stored = self.f.get(full)
+                if stored is None:
+                    if layer.kind != "Constant":
+                        close = difflib.get_close_matches(full, names, n=1, cutoff=0.75)
+                        hint = f"; did you mean {close[0]!r}?" if close else ""
+                        self.missing.append(full)
+                        self.problems.append(f"missing Keras layer {full!r} ({layer.kind}){hint}")
+                        self.explained.update(_covered(layer, self.tree))
+                    continue
+                self.used.add(full)
+                self.check(layer, stored)
+
+    def check(self, layer: KerasLayer, stored: LayerInfo) -> None:
+        """Check one layer against the module from metadata; plan it if it fits."""
+        for weight in stored.weights:
+            if weight.dtype.kind != "f":
+                raise KerasFileError(
+                    f"{self.f.path}: layer {stored.name!r}, weight {weight.name!r} holds "
+                    f"{weight.dtype} data; weights must be floating-point"
+                )
+        if layer.kind == "Constant":
+            return self.check_constant(layer, stored)
+        count = expected_count(layer)
+        if len(stored.weights) != count:
+            return self.mismatch(
+                layer,
+                stored,
+                f"{len(stored.weights)} weights, expected {count}",
+                f"Keras layer {stored.name!r} has {len(stored.weights)} weights "
+                f"{list(stored.short_names)}, expected {count} for a {layer.kind} into "
+                f"{type(layer.module).__name__}",
+            )
+        rank = KERNEL_RANKS.get(layer.kind)
+        if rank is not None and len(stored.shapes[0]) != rank:
+            return self.mismatch(
+                layer,
+                stored,
+                f"{stored.weights[0].short_name} of rank {len(stored.shapes[0])}",
+                f"Keras weight {self.where(stored, 0)}: shape {stored.shapes[0]} is not a "
+                f"{layer.kind} kernel (rank {rank} expected)",
+            )
+        covered = _covered(layer, self.tree)
+        wanted = [self.tree.parameters.get(key) for key in covered]
+        plan = _Plan(layer, stored)
+        if self.resize is not False and layer.resize is not None and layer.kind == "Weights":
+            if any(w is not None and tuple(w.shape) != s for w, s in zip(wanted, stored.shapes)):
+                arrays = self.resized(layer, stored, wanted)
+                if arrays is None:
+                    return
+                plan.arrays, plan.resized = arrays, True
+        target = sum(int(np.prod(w.shape)) for w in wanted if w is not None)
+        if plan.arrays is None and sum(w.size for w in stored.weights) > target:
+            return self.shape_mismatch(layer, stored, "more values than the module's parameters")
+        arrays = plan.arrays
+        if arrays is None:
+            arrays = [_placeholder(w.shape) for w in stored.weights]
+        try:
+            converted = self.convert(plan, arrays)
+        except (ValueError, IndexError, TypeError) as err:
+            return self.shape_mismatch(layer, stored, f"they do not fit: {err}")
+        fits = True
+        for key, value in converted.items():
+            full_key = self.tree.key(layer.module, key)
+            target = self.tree.parameters.get(full_key)
+            if target is None:
+                fits = False
+                self.mismatch(
+                    layer,
+                    stored,
+                    f"no module parameter {full_key!r}",
+                    f"{stored.name!r}: the module has no parameter {full_key!r}",
+                )
+            elif tuple(value.shape) != tuple(target.shape):
+                fits = False
+                hint = (
+                    "; a table of another input size: resize=True loads it"
+                    if layer.resize is not None and self.resize is False
+                    else ""
+                )
+                self.mismatch(
+                    layer,
+                    stored,
+                    f"{key}: {tuple(value.shape)} for {tuple(target.shape)}",
+                    f"Keras weight {stored.name!r}/{key}: shape {tuple(value.shape)} after "
+                    f"conversion, module parameter {full_key!r} has {tuple(target.shape)}{hint}",
+                )
+        if fits:
+            self.plans.append(plan)
+
+    def shape_mismatch(self, layer: KerasLayer, stored: LayerInfo, why: str) -> None:
+        shapes = ", ".join(f"{n}: {s}" for n, s in zip(stored.short_names, stored.shapes))
+        self.mismatch(
+            layer,
+            stored,
+            f"shapes {{{shapes}}}: {why}",
+            f"Keras layer {stored.name!r}: weights {{{shapes}}} do not fit a {layer.kind} into "
+            f"{type(layer.module).__name__}: {why}",
+        )
+
+    def check_constant(self, layer: KerasLayer, stored: LayerInfo) -> None:
+        expected = [np.asarray(a) for a in layer.weights]
+        fits = len(stored.weights) == len(expected) and all(
+            s == e.shape for s, e in zip(stored.shapes, expected)
+        )
+        if fits:  # shapes match kecam's constants: small, read now
+            arrays = [self.f.read(stored.name, i) for i in range(len(expected))]
+            fits = all(np.allclose(a, e, atol=1e-6) for a, e in zip(arrays, expected))
+        if not fits:
+            return self.mismatch(
+                layer,
+                stored,
+                "a constant that differs from kecam's",
+                f"Keras layer {stored.name!r} holds a constant that differs from kecam's",
+            )
+        self.plans.append(_Plan(layer, stored, arrays=[]))
+
+    def resized(self, layer: KerasLayer, stored: LayerInfo, wanted) -> list[np.ndarray] | None:
+        """Read and resize a table saved at another size (tables are small; absurd sizes are
+        refused unread)."""
+        target = sum(int(np.prod(w.shape)) for w in wanted if w is not None)
+        if sum(w.size for w in stored.weights) > _RESIZE_SOURCE_LIMIT * max(target, 1):
+            self.shape_mismatch(
+                layer, stored, f"over {_RESIZE_SOURCE_LIMIT}x the module's table: not resized"
+            )
+            return None
+        arrays = [self.f.read(stored.name, i) for i in range(len(stored.weights))]
+        if layer.transform is not None:
+            arrays = layer.transform(arrays)
+        method = {} if self.resize is True else {"method": self.resize}
+        try:
+            return list(layer.resize(arrays, **method))
+        except ValueError as err:
+            self.mismatch(
+                layer,
+                stored,
+                f"cannot be resized: {err}",
+                f"Keras layer {stored.name!r} cannot be resized: {err}",
+            )
+            return None
+
+    @staticmethod
+    def convert(plan: _Plan, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The module's arrays from the file's: the layout transform first (done before
+        resizing for a resized table), then the layer type's rule."""
+        layer = plan.layer
+        if layer.transform is not None and not plan.resized:
+            arrays = layer.transform(list(arrays))
+        return RULES[layer.kind](layer, list(arrays))
+
+    def unexpected(self, scope: str) -> list[str]:
+        """The unused weighted layers of a file that holds only the module's layers (all under
+        ``scope``). A whole-model file has layers outside the module's scope; kecam models also
+        name some of their own layers with a block's prefix, so there the unused ones under it
+        are not extras."""
+        weighted = [layer for layer in self.f.layers if layer.weights]
+        if not all(layer.name.startswith(scope) for layer in weighted):
+            return []
+        return [layer.name for layer in weighted if layer.name not in self.used]
+
+    def read(self) -> tuple[dict[str, mx.array], list[str], list[str]]:
+        """Read and convert every planned layer, one at a time."""
+        updates: dict[str, mx.array] = {}
+        loaded, resized = [], []
+        for plan in self.plans:
+            layer, stored = plan.layer, plan.stored
+            loaded.append(stored.name)
+            if layer.kind == "Constant":
+                continue
+            if plan.arrays is None:
+                arrays = [self.f.read(stored.name, i) for i in range(len(stored.weights))]
+            else:
+                arrays, plan.arrays = plan.arrays, None
+                resized.append(stored.name)
+            converted = self.convert(plan, arrays)
+            del arrays
+            for key, value in converted.items():
+                full_key = self.tree.key(layer.module, key)
+                updates[full_key] = _to_mx(value, self.tree.parameters[full_key])
+        return updates, loaded, resized
+
+
+def _prefix_hint(loader: _Loader, declarations, root_name: str) -> str:
+    """A prefix under which the file has the module's layers, found by their suffixes."""
+    scope = loader.prefix + root_name
+    candidates: Counter[str] = Counter()
+    names = loader.f.layer_names
+    for decl in declarations:
+        layouts = decl.layouts if isinstance(decl, KerasLayouts) else ((decl,),)
+        for layer in (layer for layout in layouts for layer in layout):
+            full = loader.prefix + layer.name
+            suffix = full[len(scope) :] if full.startswith(scope) else full
+            if len(suffix) < 2:
+                continue
+            candidates.update({n[: -len(suffix)] for n in names if n.endswith(suffix)})
+    if not candidates:
+        return ""
+    best = candidates.most_common(1)[0][0]
+    return (
+        f"; did you mean the prefix {best!r} (build the module with name={best!r}, or pass "
+        "prefix= so that prefix + name is that)?"
+    )
+
+
+def _check_arguments(prefix, strict, resize) -> None:
+    if prefix is not None and not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string or None, got {type(prefix).__name__} {prefix!r}")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be True or False, got {strict!r}")
+    if not (isinstance(resize, bool) or (isinstance(resize, str) and resize in RESIZE_METHODS)):
+        raise ValueError(f"resize={resize!r}: expected False, True or one of {RESIZE_METHODS}")
 
 
 def load_keras_weights(
@@ -54,135 +433,106 @@ def load_keras_weights(
     prefix: str | None = None,
     strict: bool = True,
     resize: bool | str = False,
-) -> nn.Module:
+) -> LoadReport:
     """Load kecam Keras weights into ``module`` by the Keras names it was built with.
+
+    Every shape is checked from the file's metadata before any data is read; then the layers
+    the module uses are read and converted one at a time (peak memory: the module's weights
+    plus one layer). A module that appears at several paths of the tree (shared by identity)
+    loads once, at its first path.
 
     Args:
         module: a module built through ``mlx_attention.attention_layers`` (or any tree of
             ``KerasModule``s) with kecam's ``name=``.
         path: a legacy Keras-2 ``.h5`` file (``save_weights`` or ``model.save``), kecam 1.3.1 or
-            1.4.3 layer names.
-        prefix: prepended to every declared Keras name, e.g. the stage prefix of a whole model.
-            Required when the module was built without ``name=``.
-        strict: every parameter of the module must be filled and, in a file that holds only
-            this module's layers, every weight must be used; ``False`` skips what is missing or
-            unexpected (shapes are still checked). In a whole-model file, layers of the model
-            that kecam names with the block's prefix (e.g. NAT's ``stack1_block1_attn_ln``
-            beside ``neighborhood_attention(name="stack1_block1_attn_")``) are not the block's.
+            1.4.3 layer names, floats of any width and byte order.
+        prefix: prepended to every declared Keras name, e.g. the stage prefix of a whole model
+            (``""`` for a whole model whose root has no name). Required when the module was
+            built without ``name=``.
+        strict: every parameter of the module must be filled, every weight must have the
+            module's shape and, in a file that holds only this module's layers, every weight
+            must be used. ``False`` skips what is missing, unexpected or mis-shaped, loads the
+            rest and logs the report as a warning (logger ``"mlx_attention.convert"``); a file
+            in which none of the module's layers is found is still an error. In a whole-model
+            file, layers of the model that kecam names with the block's prefix (e.g. NAT's
+            ``stack1_block1_attn_ln`` beside ``neighborhood_attention(name="stack1_block1_attn_")``)
+            are not the block's.
         resize: for tables that depend on the input size (the positional layers that kecam's
             ``load_resized_weights`` serves), a table saved at another size is resized into the
             module: ``True`` with each layer's default method (kecam 1.4.3: ``"bilinear"``), or
-            a ``tf.image.resize`` method name (``"nearest"`` is kecam 1.3.1's). Tables of the
-            module's own size load unchanged.
+            a ``tf.image.resize`` method name (``"nearest"`` is kecam 1.3.1's, ``"bicubic"``).
+            Tables of the module's own size load unchanged.
 
     Returns:
-        the module. On any error it is left unchanged.
+        a ``LoadReport``: what was loaded, resized, and (under ``strict=False``) skipped. On
+        any error the module is left unchanged.
 
     Raises:
-        KerasFileError: the file cannot be read (missing, corrupt, truncated, Keras-3).
-        WeightMismatchError: weights missing, unexpected or of the wrong shape, each named.
+        KerasFileError: the file cannot be read (missing, not a regular file, corrupt,
+            truncated, Keras-3, data from outside the file, non-float weights).
+        WeightMismatchError: weights missing, unexpected or of the wrong shape, each named
+            (``strict``), or none of the module's layers in the file.
+        TypeError, ValueError: a bad ``prefix``, ``strict`` or ``resize``.
     """
-    root_name = getattr(module, "name", None)
+    _check_arguments(prefix, strict, resize)
+    root_name = getattr(module, "name", None) or ""
     if prefix is None and not root_name:
         raise ValueError(
             f"{type(module).__name__} was built without name=, so it has no Keras names to look "
             "for: build it with kecam's name= or pass prefix= (the Keras name prefix in the file)"
         )
     prefix = prefix or ""
-    by_name: dict[str, H5Layer] = {layer.name: layer for layer in read_keras_h5(path)}
-    paths = _module_paths(module)
-    current = dict(tree_flatten(module.parameters()))
-
-    problems: list[str] = []
-    updates: dict[str, mx.array] = {}
-    used: set[str] = set()
-    for decl in declared_layers(module):
-        for layer in _choose(decl, prefix, by_name):
-            full = prefix + layer.name
-            stored = by_name.get(full)
-            if stored is None:
-                if layer.kind != "Constant" and strict:
-                    problems.append(f"missing Keras layer {full!r} ({layer.kind})")
-                continue
-            used.add(full)
-            problems.extend(_convert(layer, stored, paths, current, updates, resize))
-
-    if strict:
-        problems.extend(_unexpected(by_name, used, prefix + (root_name or "")))
-        for key in current:
-            if key not in updates:
-                problems.append(f"module parameter {key!r} is not filled by any Keras weight")
-    if problems:
-        raise WeightMismatchError(f"{path}: " + "; ".join(problems))
-    module.update(tree_unflatten(list(updates.items())))
-    return module
-
-
-def _unexpected(by_name: dict[str, H5Layer], used: set[str], scope: str) -> list[str]:
-    """The unused weights of a file that holds only the module's layers (all under ``scope``).
-
-    A whole-model file has layers outside the module's scope; kecam models also name some of
-    their own layers with a block's prefix, so there the unused ones under it are not extras.
-    """
-    weighted = [name for name, stored in by_name.items() if stored.arrays]
-    if not all(name.startswith(scope) for name in weighted):
-        return []
-    return [
-        f"unexpected Keras layer {name!r} with {list(by_name[name].short_names)}"
-        for name in weighted
-        if name not in used
-    ]
-
-
-def _convert(
-    layer: KerasLayer,
-    stored: H5Layer,
-    paths: dict[int, str],
-    current: dict[str, mx.array],
-    updates: dict[str, mx.array],
-    resize: bool | str = False,
-) -> list[str]:
-    """Convert one Keras layer into ``updates``; returns the problems found."""
-    arrays = list(stored.arrays)
-    if layer.kind == "Constant":
-        expected = [np.asarray(a) for a in layer.weights]
-        if len(arrays) != len(expected) or any(
-            a.shape != e.shape or not np.allclose(a, e, atol=1e-6) for a, e in zip(arrays, expected)
-        ):
-            return [f"Keras layer {stored.name!r} holds a constant that differs from kecam's"]
-        return []
-    count = expected_count(layer)
-    if len(arrays) != count:
-        return [
-            f"Keras layer {stored.name!r} has {len(arrays)} weights {list(stored.short_names)}, "
-            f"expected {count} for a {layer.kind} into {type(layer.module).__name__}"
+    with KerasH5(path) as f:
+        loader = _Loader(module, f, prefix, resize)
+        declarations = declared_layers(module)
+        loader.validate(declarations)
+        unexpected = loader.unexpected(prefix + root_name)
+        filled = {k for p in loader.plans for k in _covered(p.layer, loader.tree)}
+        for key in loader.tree.parameters:
+            if key not in filled and key not in loader.explained:
+                loader.missing.append(key)
+                loader.problems.append(
+                    f"module parameter {key!r} is not filled by any Keras weight"
+                )
+        report = LoadReport(
+            str(path),
+            missing=tuple(loader.missing),
+            unexpected=tuple(unexpected),
+            mismatched=tuple(loader.mismatched),
+        )
+        nothing = not loader.used and any(
+            layer.kind != "Constant" for decl in declarations for layer in _choose(decl, prefix, f)
+        )
+        problems = loader.problems + [
+            f"unexpected Keras layer {name!r} with {list(f[name].short_names)}"
+            for name in unexpected
         ]
-    if layer.transform is not None:
-        arrays = layer.transform(arrays)
-    problems = []
-    base = paths[id(layer.module)]
-    if resize is not False and layer.resize is not None and layer.kind == "Weights":
-        wanted = [current.get(f"{base}.{k}" if base else k) for k in layer.weights]
-        if any(w is not None and tuple(a.shape) != tuple(w.shape) for a, w in zip(arrays, wanted)):
-            method = {} if resize is True else {"method": resize}
-            try:
-                arrays = layer.resize(arrays, **method)
-            except ValueError as err:
-                return [f"Keras layer {stored.name!r} cannot be resized: {err}"]
-    for key, value in RULES[layer.kind](layer, arrays).items():
-        full_key = f"{base}.{key}" if base else key
-        if full_key not in current:
-            problems.append(f"{stored.name!r}: the module has no parameter {full_key!r}")
-            continue
-        target = current[full_key]
-        if tuple(value.shape) != tuple(target.shape):
-            problems.append(
-                f"Keras weight {stored.name!r}/{key}: shape {tuple(value.shape)} after conversion, "
-                f"module parameter {full_key!r} has {tuple(target.shape)}"
-            )
-            continue
-        updates[full_key] = mx.array(value).astype(target.dtype)
-    return problems
+        if nothing:
+            hint = _prefix_hint(loader, declarations, root_name)
+            found = f"no Keras layer of the module was found in the file{hint}"
+            raise WeightMismatchError("; ".join([f"{path}: {found}", *problems]), report)
+        if strict and not report.ok:
+            raise WeightMismatchError(f"{path}: " + "; ".join(problems), report)
+        updates, loaded, resized = loader.read()
+    module.update(tree_unflatten(list(updates.items())))
+    report = LoadReport(
+        str(path),
+        loaded=tuple(loaded),
+        missing=report.missing,
+        unexpected=report.unexpected,
+        mismatched=report.mismatched,
+        resized=tuple(resized),
+    )
+    if not report.ok:
+        logger.warning("loaded with problems skipped (strict=False):\n%s", report)
+    return report
 
 
-__all__ = ["KerasFileError", "WeightMismatchError", "declared_layers", "load_keras_weights"]
+__all__ = [
+    "KerasFileError",
+    "LoadReport",
+    "ModuleTree",
+    "WeightMismatchError",
+    "declared_layers",
+    "load_keras_weights",
+]

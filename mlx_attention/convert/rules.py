@@ -75,6 +75,11 @@ RULES: dict[str, Rule] = {
 }
 
 
+# The rank of the first stored variable (the kernel) of the layer types that have one: a
+# kernel of another rank is refused from the file's metadata, naming the layer and weight.
+KERNEL_RANKS: dict[str, int] = {"Dense": 2, "Conv2D": 4, "DepthwiseConv2D": 4}
+
+
 def expected_count(decl: KerasLayer) -> int:
     """How many variables the Keras layer stores for this module."""
     module = decl.module
