@@ -6,7 +6,7 @@
 - ``mlx_attention.convert``: kecam Keras ``.h5`` reading, loading and export.
 """
 
-from . import attention_layers, convert, layers
+from . import attention_layers, convert, layers, models
 from .convert import export_safetensors, load_keras_weights, read_keras_h5
 
 __version__ = "0.1.0"
@@ -18,5 +18,6 @@ __all__ = [
     "export_safetensors",
     "layers",
     "load_keras_weights",
+    "models",
     "read_keras_h5",
 ]

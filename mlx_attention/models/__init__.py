@@ -1,0 +1,52 @@
+"""Whole kecam models as MLX modules, loading kecam's weight files.
+
+::
+
+    from mlx_attention import models
+    models.list_models("*nat*")                      # ['DiNAT_Base', ..., 'NAT_Tiny']
+    model = models.create_model("NAT_Mini", pretrained="nat_mini_imagenet.h5")
+    probs = model(x)                                 # x: [B, 224, 224, 3], preprocessed
+    features = model.forward_features(x)             # kecam's num_classes=0 output
+    models.convert("NAT_Mini", "nat_mini_imagenet.h5", "nat_mini.safetensors")
+
+``create_model(name, ...)`` and ``models.NAT_Mini(...)`` are the same call, with kecam 1.4.3's
+arguments and defaults except ``pretrained=None``. Family builders are reachable under their
+module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
+"""
+
+from . import nat
+from ._base import ImageClassifier
+from ._pretrained import convert, read_metadata
+from ._registry import create_model, get_entry, list_models
+from .nat import (
+    DiNAT_Base,
+    DiNAT_Large,
+    DiNAT_Large_K11,
+    DiNAT_Mini,
+    DiNAT_Small,
+    DiNAT_Tiny,
+    NAT_Base,
+    NAT_Mini,
+    NAT_Small,
+    NAT_Tiny,
+)
+
+__all__ = [
+    "DiNAT_Base",
+    "DiNAT_Large",
+    "DiNAT_Large_K11",
+    "DiNAT_Mini",
+    "DiNAT_Small",
+    "DiNAT_Tiny",
+    "ImageClassifier",
+    "NAT_Base",
+    "NAT_Mini",
+    "NAT_Small",
+    "NAT_Tiny",
+    "convert",
+    "create_model",
+    "get_entry",
+    "list_models",
+    "nat",
+    "read_metadata",
+]

@@ -1,0 +1,147 @@
+"""Glue that kecam writes once and several families reuse: the classifier head
+(``common_layers.output_block``), the layer-scale residual
+(``convnext.add_with_layer_scale_and_drop_block``) and the output size of a kecam conv."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .. import attention_layers
+from ..layers import Activation, ChannelAffine, Conv2dNoBias, DropBlock, KerasLayer, KerasModule
+
+
+def conv_output_size(conv: Conv2dNoBias, height: int, width: int) -> tuple[int, int]:
+    """The ``(H', W')`` a kecam conv gives for an ``(H, W)`` input (its padding rule applied)."""
+    sizes = []
+    for size, (before, after), k, s, d in zip(
+        (height, width), conv.pads(height, width), conv.kernel_size, conv.strides, conv.dilation
+    ):
+        sizes.append((size + before + after - d * (k - 1) - 1) // s + 1)
+    return sizes[0], sizes[1]
+
+
+class LayerScaleResidual(KerasModule):
+    """kecam's ``add_with_layer_scale_and_drop_block``:
+    ``res_gamma(short) + drop_block(gamma(deep))``, the Keras ``Add`` named ``name + "output"``.
+
+    Args:
+        dims: channels (the last axis).
+        layer_scale: the initial ``gamma`` of the deep branch; ``<= 0`` means none (kecam's
+            ``-1``), as kecam tests ``> 0``.
+        residual_scale: the initial ``res_gamma`` of the shortcut; ``<= 0`` means none.
+        drop_rate: stochastic depth of the deep branch (training only).
+        name: kecam's ``name=`` (layers ``gamma``, ``res_gamma``, ``output``).
+
+    Shape:
+        ``([B, ..., C], [B, ..., C]) -> [B, ..., C]``
+    """
+
+    def __init__(
+        self, dims: int, *, layer_scale: float = 0, residual_scale: float = 0,
+        drop_rate: float = 0, name: str | None = None,
+    ):  # fmt: skip
+        super().__init__(name)
+        self.gamma = (
+            ChannelAffine(
+                (dims,), use_bias=False, weight_init_value=layer_scale, name=self.sub("gamma")
+            )
+            if layer_scale > 0
+            else None
+        )
+        self.res_gamma = (
+            ChannelAffine(
+                (dims,),
+                use_bias=False,
+                weight_init_value=residual_scale,
+                name=self.sub("res_gamma"),
+            )
+            if residual_scale > 0
+            else None
+        )
+        self.drop = DropBlock(drop_rate, name=name)
+
+    @property
+    def output_name(self) -> str:
+        """The Keras name of the sum (kecam's probe name of a block's output)."""
+        return self.sub("output")
+
+    def __call__(self, short: mx.array, deep: mx.array) -> mx.array:
+        if self.res_gamma is not None:
+            short = self.res_gamma(short)
+        if self.gamma is not None:
+            deep = self.gamma(deep)
+        return short + self.drop(deep)
+
+
+class ClassifierHead(KerasModule):
+    """kecam's ``common_layers.output_block``: an optional ``features_`` 1x1 conv + BN, then
+    ``GlobalAveragePooling2D("avg_pool")``, ``Dropout("head_drop")`` and
+    ``Dense(num_classes, activation=classifier_activation, name="predictions")``.
+
+    kecam forces ``predictions`` to float32 (``dtype="float32"``), so the head computes in
+    float32 whatever the model's dtype. With ``num_classes=0`` only the ``features_`` layers
+    remain (kecam's model then returns the feature map).
+
+    Args:
+        dims: channels of the feature map.
+        num_classes: classes; ``0`` for no classifier.
+        filters: channels of the ``features_`` conv; ``0`` for none.
+        activation: the ``features_`` BN's activation.
+        drop_rate: dropout before ``predictions`` (training only).
+        classifier_activation: a kecam activation name, or ``None`` for logits.
+        act_first: the ``features_`` activation before its BN (CMT).
+
+    Shape:
+        ``[B, H, W, dims] -> [B, num_classes]`` (``[B, H, W, filters or dims]`` for 0 classes;
+        a rank-2 input skips the pooling, as kecam's does)
+    """
+
+    def __init__(
+        self, dims: int, num_classes: int = 1000, *, filters: int = 0, activation: str = "relu",
+        drop_rate: float = 0, classifier_activation: str | None = "softmax",
+        act_first: bool = False, input_size: tuple[int, int] | None = None,
+    ):  # fmt: skip
+        super().__init__("")
+        self.features = None
+        if filters > 0:
+            if input_size is None:
+                raise ValueError("ClassifierHead with filters > 0 needs input_size")
+            self.features = [
+                attention_layers.conv2d_no_bias(
+                    (*input_size, dims), filters, 1, use_bias=act_first, name="features_"
+                ),
+                attention_layers.batchnorm_with_activation(
+                    (*input_size, filters), activation=activation, act_first=act_first,
+                    name="features_",
+                ),
+            ]  # fmt: skip
+            dims = filters
+        self.num_features = dims
+        self.dropout = nn.Dropout(drop_rate)
+        self.reset(num_classes, classifier_activation)
+
+    def reset(self, num_classes: int, classifier_activation: str | None) -> None:
+        """A new ``predictions`` layer (kecam's initialisation) for ``num_classes``."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes={num_classes} must be >= 0")
+        self.num_classes = num_classes
+        self.predictions = nn.Linear(self.num_features, num_classes) if num_classes else None
+        self.activation = Activation(classifier_activation)
+
+    def keras_layers(self):
+        if self.predictions is None:
+            return ()
+        return (KerasLayer("predictions", "Dense", self.predictions),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for layer in self.features or ():
+            x = layer(x)
+        if self.predictions is None:
+            return x
+        x = x.astype(mx.float32)
+        if x.ndim == 4:
+            x = mx.mean(x, axis=(1, 2))
+        weight = self.predictions.weight.dtype
+        logits = self.predictions(self.dropout(x).astype(weight)).astype(mx.float32)
+        return self.activation(logits)

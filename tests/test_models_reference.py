@@ -1,0 +1,146 @@
+"""Real named kecam models against ours, live: kecam 1.4.3 builds NAT_Mini, DiNAT_Mini and
+NAT_Tiny at default, smaller, non-square and odd sizes, every variable re-randomised (the
+fixture tool's scheme), saves them; we load the files and compare logits, ``forward_features``
+and the stage probes. Also: a NAT_Tiny file refused by NAT_Mini, half precision on a full-size
+NAT_Mini, and the peak memory of loading a whole file.
+
+Marked ``reference``: needs TensorFlow and kecam 1.4.3 (skips cleanly without them). Slow
+(minutes on two cores). ``-s`` prints the measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from helpers import assert_matches, max_error
+
+from mlx_attention import models
+from mlx_attention.convert import WeightMismatchError
+
+pytestmark = [pytest.mark.reference, pytest.mark.slow]
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+@pytest.fixture(scope="module")
+def kecam_nat(kecam_live):
+    """``(tensorflow, kecam's nat module, the fixture tool)``."""
+    tf, _, _ = kecam_live
+    sys.path.insert(0, str(TOOLS))
+    import make_model_fixtures as tool
+    from keras_cv_attention_models import nat
+
+    return tf, nat, tool
+
+
+def kecam_file(kecam_nat, folder: Path, name: str, shape, save: str = "model", **kwargs):
+    """A re-randomised kecam model saved to ``folder``; returns (path, inputs, outputs)."""
+    tf, nat, tool = kecam_nat
+    rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
+    model = getattr(nat, name)(
+        input_shape=shape, pretrained=None, classifier_activation=None, **kwargs
+    )
+    tool.randomize(model, rng)
+    path = folder / f"{model.name}_{'x'.join(map(str, shape))}.h5"
+    (model.save if save == "model" else model.save_weights)(str(path))
+    x = tool.make_inputs(shape, rng)
+    probes = [layer.name for layer in model.layers if layer.name.endswith("_2_output")]
+    probes = ["stem_ln", *probes, "pre_output_ln"]
+    runner = tf.keras.Model(
+        model.inputs, [model.output] + [model.get_layer(n).output for n in probes]
+    )
+    outputs = [np.asarray(v) for v in runner(x, training=False)]
+    tf.keras.backend.clear_session()
+    return path, x, dict(zip(["logits", *probes], outputs))
+
+
+CASES = [
+    ("NAT_Mini", (224, 224, 3), "model"),
+    ("DiNAT_Mini", (224, 224, 3), "model"),
+    ("DiNAT_Mini", (160, 160, 3), "weights"),
+    ("NAT_Tiny", (192, 256, 3), "model"),
+    ("DiNAT_Mini", (97, 131, 3), "weights"),
+    ("NAT_Mini", (97, 131, 3), "model"),
+    ("NAT_Mini", (32, 32, 3), "weights"),
+    ("DiNAT_Mini", (32, 32, 3), "model"),
+]
+
+
+@pytest.mark.parametrize(
+    "name, shape, save", CASES, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in CASES]
+)
+def test_real_model_matches_kecam(kecam_nat, tmp_path, name, shape, save):
+    path, x, kecam = kecam_file(kecam_nat, tmp_path, name, shape, save)
+    model = models.create_model(name, pretrained=str(path), input_shape=shape,
+                                classifier_activation=None)  # fmt: skip
+    x = mx.array(x)
+    ours = model.forward_intermediates(x)
+    logits = model.forward_head(ours["pre_output_ln"])
+    errors = {"logits": max_error(logits, kecam["logits"])}
+    errors.update({k: max_error(ours[k], v) for k, v in kecam.items() if k != "logits"})
+    print(f"\n{name} {shape}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
+    assert_matches(logits, kecam["logits"])
+    for key, value in kecam.items():
+        if key != "logits":
+            assert_matches(ours[key], value)
+    assert_matches(model.forward_features(x), kecam["pre_output_ln"])
+
+
+def test_nat_tiny_file_into_nat_mini_raises(kecam_nat, tmp_path):
+    path, _, _ = kecam_file(kecam_nat, tmp_path, "NAT_Tiny", (64, 64, 3), "weights")
+    with pytest.raises(WeightMismatchError, match="stack3_block7_"):
+        models.NAT_Mini(input_shape=(64, 64, 3), pretrained=str(path))
+
+
+def test_half_precision_on_full_size_nat_mini(kecam_nat, tmp_path):
+    """Reported, not a tolerance: max relative logit error and top-1 agreement of float16 and
+    bfloat16 against float32 (same weights, 8 random images)."""
+    path, _, _ = kecam_file(kecam_nat, tmp_path, "NAT_Mini", (224, 224, 3))
+    x = mx.array(np.random.default_rng(1).uniform(-2, 2, (8, 224, 224, 3)).astype(np.float32))
+    reference = np.array(models.NAT_Mini(pretrained=str(path), classifier_activation=None)(x))
+    for dtype, bound in ((mx.float16, 0.05), (mx.bfloat16, 0.2)):
+        model = models.NAT_Mini(pretrained=str(path), classifier_activation=None, dtype=dtype)
+        logits = np.array(model(x))
+        relative = float(np.abs(logits - reference).max() / np.abs(reference).max())
+        agree = float(np.mean(logits.argmax(-1) == reference.argmax(-1)))
+        print(
+            f"\nNAT_Mini {dtype}: max relative logit error {relative:.3g}, "
+            f"top-1 agreement {agree:.3f}"
+        )
+        assert relative < bound and agree >= 0.75
+
+
+MEASURE = """
+import resource, sys, mlx.core as mx
+from mlx.utils import tree_flatten
+from mlx_attention import models
+name, path = sys.argv[1], sys.argv[2]
+model = models.create_model(name)  # lazy: nothing allocated yet
+mx.eval(mx.zeros(1))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+model = models.create_model(name, pretrained=path)
+mx.eval(model.parameters())
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+print((after - before) * 1024, weights)
+"""
+
+
+@pytest.mark.parametrize("name", ["NAT_Mini", "DiNAT_Mini"])
+def test_loading_peak_memory(kecam_nat, tmp_path, name):
+    """Issue 13: loading a whole file costs at most about 1.3x the weights (peak RSS growth
+    of a fresh process from before the load to after, weights evaluated)."""
+    path, _, _ = kecam_file(kecam_nat, tmp_path, name, (224, 224, 3))
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, name, str(path)], capture_output=True, text=True, check=True
+    )
+    grown, weights = map(int, done.stdout.split())
+    print(f"\n{name}: peak RSS grew {grown / 2**20:.1f} MB for {weights / 2**20:.1f} MB of weights "
+          f"({grown / weights:.2f}x)")  # fmt: skip
+    assert grown <= 1.3 * weights

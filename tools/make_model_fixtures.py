@@ -1,0 +1,215 @@
+"""Generate the whole-model fixtures of ``tests/test_models.py`` with kecam itself.
+
+Each case is kecam's family builder (``nat.NAT``) in a reduced configuration, with EVERY
+variable re-randomised before kecam saves it (kecam's initial weights switch residual branches
+off: layer scales, zero gammas), saved as kecam releases its files (``model.save``) or with
+``save_weights``; the inputs (two U(-2, 2) samples and a low-contrast one) and kecam's outputs
+(logits, softmax, and stage probes: ``stem_ln``, each stage's last block, ``pre_output_ln``,
+which is ``forward_features``) go to an
+``.npz``. ``index.json`` lists the cases; ``kecam_models.json`` records kecam's constructor
+signatures and parameter counts for the registry tests.
+
+Needs the reference extra (TensorFlow, tf-keras, kecam 1.4.3). The kecam 1.3.1 case is made by
+kecam 1.3.1 itself: this script runs itself under ``.venv131/bin/python --kecam131``::
+
+    python tools/make_model_fixtures.py            # every case, both kecam versions, the JSON
+    python tools/make_model_fixtures.py --only nat_1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+VENV131 = ROOT / ".venv131" / "bin" / "python"
+
+_SMALL = {"out_channels": [8, 16, 24, 32], "num_heads": [1, 2, 2, 4], "num_classes": 10}
+# id -> (kecam version, how it is saved, nat.NAT arguments). At most 3 MB in all: a small
+# kecam file is mostly HDF5 overhead (about 4 kB per variable), so few blocks and few cases.
+CASES = {
+    # NAT, non-square odd size (padding of the strided convs, maps under the kernel), layer
+    # scale on, save_weights
+    "nat_45x59_scaled": ("1.4.3", "weights", {
+        **_SMALL, "num_blocks": [1, 1, 1, 1], "input_shape": [45, 59, 3], "layer_scale": 0.5,
+        "mlp_ratio": 2, "stem_width": 12,
+    }),
+    # DiNAT: stage 1 at 14x24 dilates by (2, 3); model.save (kecam's release layout)
+    "dinat_56x96": ("1.4.3", "model", {
+        **_SMALL, "num_blocks": [2, 1, 1, 1], "input_shape": [56, 96, 3],
+        "use_every_other_dilations": True,
+    }),
+    # DiNAT, kernel 5: stages at 20x12 and 10x6 dilate by (4, 2) and (2, 1); save_weights
+    "dinat_77x45_k5": ("1.4.3", "weights", {
+        **_SMALL, "num_blocks": [2, 2, 1, 1], "input_shape": [77, 45, 3],
+        "use_every_other_dilations": True, "attn_kernel_size": 5, "layer_scale": 0.3,
+    }),
+    # NAT, square, ImageNet's 1000 classes on a very small network (for `predict`); model.save
+    "nat_1000": ("1.4.3", "model", {
+        "out_channels": [8, 8, 8, 8], "num_heads": [1, 1, 1, 1], "num_blocks": [1, 1, 1, 1],
+        "input_shape": [32, 32, 3], "num_classes": 1000, "model_name": "nat_tiny_1000",
+    }),
+    # a kecam 1.3.1 file (1.3.1's NAT has no DiNAT and no `activation`); model.save
+    "nat131_48": ("1.3.1", "model", {
+        **_SMALL, "num_blocks": [1, 1, 1, 1], "input_shape": [48, 48, 3],
+    }),
+}  # fmt: skip
+
+
+def kecam_version() -> str:
+    from importlib import metadata
+
+    for dist in ("kecam", "keras-cv-attention-models"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    raise SystemExit("kecam is not installed: pip install -e '.[reference]'")
+
+
+def import_kecam():
+    if kecam_version().startswith("1.3."):
+        sys.path.append(str(ROOT / "tools" / "kecam131_shims"))
+    import tensorflow as tf
+    from keras_cv_attention_models import nat
+
+    tf.config.set_visible_devices([], "GPU")
+    return tf, nat
+
+
+def randomize(model, rng: np.random.Generator) -> None:
+    """Every variable but the kernels (which keep kecam's fan-in initialisation) redrawn:
+    BN statistics, LN gammas and betas, biases, layer scales, positional tables."""
+    for weight in model.weights:
+        name, shape = weight.name, tuple(weight.shape)
+        short = name.rsplit("/", 1)[-1].split(":")[0]
+        if short in ("kernel", "depthwise_kernel"):
+            continue
+        if short == "moving_variance" or short == "gamma":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif short in ("moving_mean", "beta", "bias"):
+            value = rng.normal(0.0, 0.1, shape)
+        else:  # positional tables, ChannelAffine layer scales, ...
+            value = rng.normal(0.0, 0.5, shape)
+        weight.assign(value.astype(np.float32))
+
+
+def make_inputs(shape, rng: np.random.Generator) -> np.ndarray:
+    """Two U(-2, 2) samples and a low-contrast one (x 0.01): the LN epsilon shows there.
+    Values are float16-exact, so the fixture stores them in half the space."""
+    x = rng.uniform(-2, 2, (3, *shape))
+    x[2] *= 0.01
+    return x.astype(np.float16).astype(np.float32)
+
+
+def probe_names(kwargs: dict, version: str = "1.4.3") -> list[str]:
+    """kecam's layers probed: ``stem_ln``, each stage's last block output, ``pre_output_ln``
+    (1.3.1 names a block's output ``..._output``, 1.4.3 ``..._2_output``)."""
+    block = "output" if version.startswith("1.3.") else "2_output"
+    names = ["stem_ln"]
+    names += [f"stack{i + 1}_block{n}_{block}" for i, n in enumerate(kwargs["num_blocks"])]
+    return names + ["pre_output_ln"]
+
+
+def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> dict:
+    """Build, randomise, save, and record kecam's outputs; returns the index entry."""
+    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    model = nat.NAT(**kwargs, classifier_activation=None, pretrained=None)
+    randomize(model, rng)
+    weights = folder / f"{case_id}.h5"
+    (model.save if save == "model" else model.save_weights)(str(weights))
+    x = make_inputs(kwargs["input_shape"], rng)
+    names = probe_names(kwargs, kecam_version())
+    probes = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    arrays = {"input": x.astype(np.float16), "logits": np.asarray(model(x, training=False))}
+    softmax = nat.NAT(**kwargs, pretrained=None)  # classifier_activation="softmax"
+    softmax.set_weights(model.get_weights())
+    arrays["probs"] = np.asarray(softmax(x, training=False))
+    # stored under 1.4.3's names (the names of our model's intermediates)
+    for name, value in zip(probe_names(kwargs), probes(x, training=False)):
+        arrays[f"probe/{name}"] = np.asarray(value)
+    np.savez_compressed(folder / f"{case_id}.npz", **arrays)
+    return {
+        "kecam": kecam_version(), "save": save, "builder": "nat.NAT", "kwargs": kwargs,
+        "weights": weights.name, "arrays": f"{case_id}.npz", "probes": probe_names(kwargs),
+        "count_params": int(model.count_params()),
+    }  # fmt: skip
+
+
+def _signature(fn) -> list[list]:
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        default = None if p.default is inspect.Parameter.empty else repr(p.default)
+        out.append([p.name, p.kind.name, default])
+    return out
+
+
+def write_models_json(tf, nat) -> None:
+    """kecam's signature of every NAT/DiNAT constructor and of the builder, with each
+    model's ``count_params()`` and weighted layers (built at 64x64: no NAT weight depends on
+    the input size)."""
+    from mlx_attention import models
+
+    record = {"kecam": kecam_version(), "built_at": [64, 64, 3], "builders": {}, "models": {}}
+    record["builders"]["nat.NAT"] = {"params": _signature(nat.NAT)}
+    for name in models.list_models():
+        fn = getattr(nat, name)
+        model = fn(input_shape=(64, 64, 3), pretrained=None)
+        record["models"][name] = {
+            "model_name": model.name,
+            "params": _signature(fn),
+            "count_params": int(model.count_params()),
+            "weighted_layers": sum(1 for layer in model.layers if layer.weights),
+        }
+        tf.keras.backend.clear_session()
+        print(f"{name}: {record['models'][name]['count_params']:,} parameters")
+    (FIXTURES / "kecam_models.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--only", nargs="+", help="only these case ids")
+    parser.add_argument("--kecam131", action="store_true", help="(internal) the 1.3.1 cases")
+    parser.add_argument("--no-json", action="store_true", help="skip kecam_models.json")
+    args = parser.parse_args()
+    version = kecam_version()
+    tf, nat = import_kecam()
+    wanted = [c for c in CASES if not args.only or c in args.only]
+    index_path = FIXTURES / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for case_id in wanted:
+        case_version, save, kwargs = CASES[case_id]
+        if case_version != version:
+            continue
+        index[case_id] = run_case(tf, nat, case_id, save, kwargs, FIXTURES)
+        print(f"{case_id}: kecam {version}, {index[case_id]['count_params']:,} parameters")
+    index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+    if args.kecam131:
+        return
+    if any(CASES[c][0] == "1.3.1" for c in wanted):
+        if not VENV131.exists():
+            raise SystemExit(f"{VENV131} not found: the 1.3.1 cases need kecam 1.3.1 (README)")
+        only = [c for c in wanted if CASES[c][0] == "1.3.1"]
+        subprocess.run([str(VENV131), __file__, "--kecam131", "--only", *only], check=True)
+    if not args.only and not args.no_json:
+        write_models_json(tf, nat)
+
+
+if __name__ == "__main__":
+    main()
