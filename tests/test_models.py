@@ -191,6 +191,13 @@ def test_dinat_dilations_follow_the_feature_size(shape, stages):
     assert f"(None, {stages[-1][0]}, {stages[-1][1]}, 512)" in summary
 
 
+def test_pretrained_of_another_format_is_refused():
+    with pytest.raises(ValueError, match=r"x\.keras.*\.h5.*\.safetensors"):
+        models.NAT_Mini(pretrained="x.keras")
+    with pytest.raises(TypeError, match="pretrained"):
+        models.NAT_Mini(pretrained=3)
+
+
 def test_input_shape_is_checked():
     model = models.NAT_Mini(input_shape=(64, 64, 3))
     with pytest.raises(ValueError, match=r"\[B, 64, 64, 3\]"):

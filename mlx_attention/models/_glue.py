@@ -91,6 +91,9 @@ class ClassifierHead(KerasModule):
         drop_rate: dropout before ``predictions`` (training only).
         classifier_activation: a kecam activation name, or ``None`` for logits.
         act_first: the ``features_`` activation before its BN (CMT).
+        is_torch_mode: kecam's flag: the ``features_`` BN epsilon 1e-5 and torch padding;
+            ``False``: TF's epsilon 1e-3 and TF padding.
+        input_size: ``(H, W)`` of the feature map, needed with ``filters > 0``.
 
     Shape:
         ``[B, H, W, dims] -> [B, num_classes]`` (``[B, H, W, filters or dims]`` for 0 classes;
@@ -100,7 +103,8 @@ class ClassifierHead(KerasModule):
     def __init__(
         self, dims: int, num_classes: int = 1000, *, filters: int = 0, activation: str = "relu",
         drop_rate: float = 0, classifier_activation: str | None = "softmax",
-        act_first: bool = False, input_size: tuple[int, int] | None = None,
+        act_first: bool = False, is_torch_mode: bool = True,
+        input_size: tuple[int, int] | None = None,
     ):  # fmt: skip
         super().__init__("")
         self.features = None
@@ -109,11 +113,12 @@ class ClassifierHead(KerasModule):
                 raise ValueError("ClassifierHead with filters > 0 needs input_size")
             self.features = [
                 attention_layers.conv2d_no_bias(
-                    (*input_size, dims), filters, 1, use_bias=act_first, name="features_"
+                    (*input_size, dims), filters, 1, use_bias=act_first,
+                    use_torch_padding=is_torch_mode, name="features_",
                 ),
                 attention_layers.batchnorm_with_activation(
                     (*input_size, filters), activation=activation, act_first=act_first,
-                    name="features_",
+                    epsilon=1e-5 if is_torch_mode else 1e-3, name="features_",
                 ),
             ]  # fmt: skip
             dims = filters
@@ -122,7 +127,7 @@ class ClassifierHead(KerasModule):
         self.reset(num_classes, classifier_activation)
 
     def reset(self, num_classes: int, classifier_activation: str | None) -> None:
-        """A new ``predictions`` layer (kecam's initialisation) for ``num_classes``."""
+        """A new, randomly initialised ``predictions`` layer for ``num_classes`` (0: none)."""
         if num_classes < 0:
             raise ValueError(f"num_classes={num_classes} must be >= 0")
         self.num_classes = num_classes

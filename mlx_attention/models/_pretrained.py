@@ -89,13 +89,16 @@ def resolve(
     if pretrained is None:
         return None, given
     if isinstance(pretrained, Path) or (
-        isinstance(pretrained, str) and pretrained.endswith((".h5", ".safetensors"))
-    ):
+        isinstance(pretrained, str) and ("/" in pretrained or "." in Path(pretrained).name)
+    ):  # a path; tags ("imagenet", "imagenet21k-ft1k") have neither
         path = Path(pretrained)
         if path.suffix == ".safetensors":
             return path, _merge_metadata(entry, path, given)
         if path.suffix != ".h5":
-            raise ValueError(f"pretrained={str(path)!r}: expected a .h5 or .safetensors file")
+            raise ValueError(
+                f"pretrained={str(path)!r}: expected a kecam .h5 (legacy Keras HDF5) or a "
+                ".safetensors written by mlx_attention.models.convert"
+            )
         return path, given
     if not isinstance(pretrained, str):
         raise TypeError(
