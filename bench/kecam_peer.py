@@ -5,13 +5,15 @@ Run by ``bench/run.py`` in a subprocess (TensorFlow and MLX do not share a proce
 Reads a JSON job on stdin, writes one JSON document on stdout, progress on stderr.
 
 Job: ``{"rows": [{"key", "kecam", "module", "kwargs", "input_shapes", "is_class", "windows"}],
-"batches": [...], "protocol": {the fields of mlx_attention.benchmarks.Protocol}}``. Timing uses
+"batches": [...], "protocol": {the fields of mlx_attention.benchmarks.Protocol}}``. A row with
+``"model": true`` is a whole kecam model: ``module.kecam(**kwargs, pretrained=None)`` (kecam's
+initialisation, nothing downloaded), called on a ``[batch, *input_shapes[0]]`` batch. Timing uses
 ``benchmarks.time_calls`` (the same loop and other-load check as MLX's rows; only that module's
 pure-Python helpers run here); records hold ``kecam_ms``, ``kecam_q1_ms``, ... like MLX's.
 With ``"memory": true`` (run with ``TF_CPU_ALLOCATOR_USE_BFC=true``, the only CPU allocator
 that keeps a peak counter, so it runs in a pass of its own and the timing pass keeps TensorFlow's
 defaults) each row reports ``kecam_peak_mb``, the peak of one call over what was allocated before
-it, like MLX's.
+it, like MLX's. Records are keyed by the row's ``key`` and the batch.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from mlx_attention import benchmarks
 def _build(tf, keras, row: dict, batch: int):
     module = importlib.import_module(row["module"])
     target = getattr(module, row["kecam"])
-    inputs = [keras.layers.Input(shape) for shape in row["input_shapes"]]
-    if row["is_class"]:
-        outputs = target(**row["kwargs"])(*inputs)
+    if row.get("model"):
+        model = target(**row["kwargs"], pretrained=None)
     else:
-        outputs = target(*inputs, **row["kwargs"])
-    model = keras.models.Model(inputs, outputs)
+        inputs = [keras.layers.Input(shape) for shape in row["input_shapes"]]
+        if row["is_class"]:
+            outputs = target(**row["kwargs"])(*inputs)
+        else:
+            outputs = target(*inputs, **row["kwargs"])
+        model = keras.models.Model(inputs, outputs)
     call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
     rng = tf.random.Generator.from_seed(0)
     xs = [rng.normal([batch * row["windows"], *s]) for s in row["input_shapes"]]
@@ -66,7 +71,7 @@ def main() -> int:
     results = []
     for row in job["rows"]:
         for batch in job["batches"]:
-            record = {"block": row["key"], "batch": batch}
+            record = {"key": row["key"], "batch": batch}
             if not hasattr(importlib.import_module(row["module"]), row["kecam"]):
                 record["status"] = f"n/a (not in kecam {keras_cv_attention_models.__version__})"
                 results.append(record)

@@ -3,6 +3,7 @@
     python bench/run.py                       # b1 and b8, float32, eager, every peer installed
     python bench/run.py --quick               # b1, a few calls per row, no peers: under a minute
     python bench/run.py --mode eager,compiled --dtype float32,float16 --kernels auto,off
+    python bench/run.py --models              # whole models (NAT_Mini, DiNAT_Mini) b1 and b8
 
 Peers, where installed: kecam on TensorFlow (the ``reference`` extra; float32, in a subprocess,
 TensorFlow's default settings, i.e. oneDNN on; rows that oneDNN cannot run, a softmax over more
@@ -13,7 +14,10 @@ measurement watches the CPU other processes use and is repeated when they distur
 (``benchmarks.Protocol``); rows that stay disturbed are marked ``*``. Each row records the kernel
 setting and the backend that actually ran under it (``kernels.resolve_backend()``).
 
-Writes ``bench/results/bench-<time>.{json,md,png}`` (the plot needs the ``bench`` extra).
+Writes ``bench/results/bench-<time>.{json,md,png}`` (the plot needs the ``bench`` extra). With
+``--models``, whole models (``benchmarks.MODEL_ROWS``) beside kecam's same models on TensorFlow
+(kecam's initialisation, the same subprocess and memory method as the blocks), in a table of
+their own: ``bench/results/bench-models-<time>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -46,9 +50,31 @@ def run_kecam(blocks, batches, protocol: benchmarks.Protocol) -> tuple[dict, dic
         }
         for b in blocks
     ]  # fmt: skip
+    return _kecam_rows(rows, batches, protocol)
+
+
+def run_kecam_models(model_rows, batches, protocol: benchmarks.Protocol) -> tuple[dict, dict]:
+    """``{(model row, batch): record}`` from kecam's same models on TensorFlow, and its
+    environment."""
+    from mlx_attention import models
+
+    rows = []
+    for row in model_rows:
+        module, constructor = models.get_entry(row.name).kecam.rsplit(".", 1)
+        shape = models.create_model(row.name, **row.kwargs).input_shape  # lazy: nothing runs
+        rows.append({
+            "key": row.key, "kecam": constructor, "module": f"keras_cv_attention_models.{module}",
+            "kwargs": row.kwargs, "input_shapes": [shape], "is_class": False, "windows": 1,
+            "model": True,
+        })  # fmt: skip
+    return _kecam_rows(rows, batches, protocol)
+
+
+def _kecam_rows(rows: list[dict], batches, protocol: benchmarks.Protocol) -> tuple[dict, dict]:
+    """The kecam peer on ``rows``: a timing pass with TensorFlow's defaults, and a memory pass."""
     job = {"rows": rows, "batches": list(batches), "protocol": asdict(protocol)}
     env, records = _kecam_pass(job, {})
-    failed = {r["block"] for r in records.values() if "dims must be <= 5" in r["status"]}
+    failed = {r["key"] for r in records.values() if "dims must be <= 5" in r["status"]}
     if failed:  # oneDNN's softmax takes at most 5 dimensions: rerun those rows without it
         retry = {**job, "rows": [r for r in rows if r["key"] in failed]}
         _, again = _kecam_pass(retry, {"TF_ENABLE_ONEDNN_OPTS": "0"})
@@ -78,7 +104,7 @@ def _kecam_pass(job: dict, extra_env: dict) -> tuple[dict, dict]:
     if proc.returncode != 0:
         raise RuntimeError(f"kecam peer failed:\n{proc.stderr[-2000:]}")
     document = json.loads(proc.stdout)
-    return document["environment"], {(r["block"], r["batch"]): r for r in document["records"]}
+    return document["environment"], {(r["key"], r["batch"]): r for r in document["records"]}
 
 
 def run_natten_mlx(blocks, batches, protocol, mode: str) -> dict:
@@ -111,13 +137,14 @@ def run_natten_mlx(blocks, batches, protocol, mode: str) -> dict:
     return records
 
 
-def attach_peers(records: list[dict], peers: dict[str, dict]) -> None:
-    """Put each peer's fields (``<peer>_ms``, ...) and ours / theirs on the float32 records."""
+def attach_peers(records: list[dict], peers: dict[str, dict], key: str = "block") -> None:
+    """Put each peer's fields (``<peer>_ms``, ...) and ours / theirs on the float32 records
+    (``key``: the record field that names the row, ``"block"`` or ``"model"``)."""
     for record in records:
         if record["dtype"] != "float32":
             continue
         for name, results in peers.items():
-            peer = results.get((record["block"], record["batch"]))
+            peer = results.get((record[key], record["batch"]))
             if peer is None:
                 continue
             if peer["status"] != "ok":
@@ -152,6 +179,24 @@ COLUMNS = (
     ("natten-mlx ms", lambda r: _peer_ms(r, "natten_mlx")),
     ("x natten-mlx", lambda r: fmt(r.get("ratio_natten_mlx"), 2)),
 )  # fmt: skip
+# whole models (--models): time, memory and throughput beside kecam's same model on TensorFlow
+MODEL_COLUMNS = (
+    ("model", lambda r: r["model"]),
+    ("input", lambda r: r.get("shape", "–")),
+    ("params M", lambda r: fmt(r.get("params_m"), 4)),
+    ("b", lambda r: str(r["batch"])),
+    ("dtype", lambda r: r["dtype"]),
+    ("mode", lambda r: r["mode"]),
+    ("kernels", benchmarks.kernels_cell),
+    ("ours ms", lambda r: benchmarks.time_cell(r, "ours") if r["status"] == "ok"
+     else r["status"][:30]),
+    ("ours MB", lambda r: fmt(r.get("ours_peak_mb"))),
+    ("ours img/s", lambda r: fmt(r.get("ours_images_per_s"))),
+    ("kecam-TF ms", lambda r: _peer_ms(r, "kecam")),
+    ("x kecam", lambda r: fmt(r.get("ratio_kecam"), 2)),
+    ("TF MB", lambda r: fmt(r.get("kecam_peak_mb"))),
+    ("x TF MB", lambda r: fmt(r.get("mem_ratio_kecam"), 2)),
+)  # fmt: skip
 # columns of the run's settings: shown only where the run varies them, else said once above
 SETTINGS = ("dtype", "mode", "kernels")
 
@@ -162,32 +207,35 @@ def _peer_ms(record: dict, name: str) -> str:
     return record.get(f"{name}_status", "–")[:30]
 
 
-def _used_columns(records):
+def _used_columns(records, columns=COLUMNS):
     empty = {"–", ""}
     return [
         (h, f)
-        for h, f in COLUMNS
+        for h, f in columns
         if any(f(r) not in empty for r in records)
         and not (h in SETTINGS and len({f(r) for r in records}) == 1)
     ]
 
 
-def _settings(records) -> str:
+def _settings(records, columns=COLUMNS) -> str:
     """The settings every record shares, e.g. ``float32, eager, kernels auto: ops``."""
     shared = [
         ("kernels " if h == "kernels" else "") + f(records[0])
-        for h, f in COLUMNS
+        for h, f in columns
         if h in SETTINGS and len({f(r) for r in records}) == 1
     ]
     return ", ".join(shared)
 
 
-def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> str:
-    columns = _used_columns(records)
+def markdown(
+    records: list[dict], env: dict, protocol: benchmarks.Protocol, all_columns=COLUMNS
+) -> str:
+    columns = _used_columns(records, all_columns)
     lines = [
         f"Machine: {env['processor']}, {env['cpus']} CPUs, {env['platform']}; MLX {env['mlx']} "
         f"on {env['device']}, BLAS: {env['blas']}; kernels: {env['kernels_backend']}; "
-        f"kecam-TF: {env.get('kecam', 'not run')}. Rows: {_settings(records) or 'see columns'}. "
+        f"kecam-TF: {env.get('kecam', 'not run')}. "
+        f"Rows: {_settings(records, all_columns) or 'see columns'}. "
         f"Protocol: {protocol.warmup} warm-up calls, then >= {protocol.min_calls} calls and "
         f">= {protocol.min_seconds} s (at most {protocol.max_calls}); median "
         "(inter-quartile range). MB: peak memory of one call over what was allocated before it. "
@@ -197,7 +245,10 @@ def markdown(records: list[dict], env: dict, protocol: benchmarks.Protocol) -> s
         "",
         "| " + " | ".join(h for h, _ in columns) + " |",
         "|"
-        + "|".join("---" if h in ("block", "shape", *SETTINGS) else "---:" for h, _ in columns)
+        + "|".join(
+            "---" if h in ("block", "model", "shape", "input", *SETTINGS) else "---:"
+            for h, _ in columns
+        )
         + "|",  # fmt: skip
     ]
     lines += ["| " + " | ".join(f(r) for _, f in columns) + " |" for r in records]
@@ -254,20 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
     args = parser.parse_args(argv)
     options = benchmarks.options_from_args(args, args.quick)
+    if "models" in options:
+        return main_models(args, options)
     protocol = benchmarks.QUICK if args.quick else benchmarks.FULL
     blocks, batches = options["blocks"], options["batches"]
     stem = Path(args.out) / time.strftime("bench-%Y%m%d-%H%M%S")
     benchmarks.check_writable(f"{stem}.json")
     wanted = peers_to_run(args.peers, args.quick)
-
-    env = benchmarks.environment()
-    env["kernels_backend"] = ", ".join(
-        f"{s} -> {benchmarks.kernel_backend(s)}" for s in options["kernels"]
-    )
-    print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
-          f"BLAS: {env['blas']})", flush=True)  # fmt: skip
-    if hint := benchmarks.cpu_blas()[1]:
-        print(f"Slow BLAS: {hint}.", file=sys.stderr, flush=True)
+    env = start(options)
     records = benchmarks.run(
         **options, protocol=protocol, progress=benchmarks.Progress(benchmarks.planned(options))
     )
@@ -281,18 +326,58 @@ def main(argv: list[str] | None = None) -> int:
         if "natten_mlx" in wanted:
             peers["natten_mlx"] = run_natten_mlx(blocks, batches, protocol, options["modes"][0])
     attach_peers(records, peers)
-
-    columns = _used_columns(records)
-    print(benchmarks.text_table([[f(r) for _, f in columns] for r in records],
-                                [h for h, _ in columns]))  # fmt: skip
-    print(f"Rows: {_settings(records)}. {benchmarks.noise_summary(records, protocol)}")
-    benchmarks.write_json(f"{stem}.json", records, env, protocol, peers=sorted(peers))
-    Path(f"{stem}.md").write_text(markdown(records, env, protocol))
-    written = [f"{stem}.json", f"{stem}.md"]
+    written = report(records, env, protocol, sorted(peers), stem, COLUMNS)
     if plot(records, Path(f"{stem}.png")):
         written.append(f"{stem}.png")
     print("wrote " + ", ".join(written))
     return 0
+
+
+def start(options: dict) -> dict:
+    """The run's environment, said on the terminal with the slow-BLAS hint where it applies."""
+    env = benchmarks.environment()
+    env["kernels_backend"] = ", ".join(
+        f"{s} -> {benchmarks.kernel_backend(s)}" for s in options["kernels"]
+    )
+    print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
+          f"BLAS: {env['blas']})", flush=True)  # fmt: skip
+    if hint := benchmarks.cpu_blas()[1]:
+        print(f"Slow BLAS: {hint}.", file=sys.stderr, flush=True)
+    return env
+
+
+def main_models(args: argparse.Namespace, options: dict) -> int:
+    """``--models``: whole models, beside kecam's same models on TensorFlow (float32 rows)."""
+    protocol = benchmarks.QUICK if args.quick else benchmarks.MODEL_FULL
+    stem = Path(args.out) / time.strftime("bench-models-%Y%m%d-%H%M%S")
+    benchmarks.check_writable(f"{stem}.json")
+    wanted = peers_to_run(args.peers, args.quick)
+    if "natten_mlx" in wanted:
+        print("natten-mlx: a neighbourhood-attention op, not a model; not in the model table",
+              file=sys.stderr)  # fmt: skip
+    env = start(options)
+    progress = benchmarks.Progress(benchmarks.planned(options))
+    records = benchmarks.run_models(**options, protocol=protocol, progress=progress)
+    peers: dict[str, dict] = {}
+    if "kecam" in wanted and "float32" in options["dtypes"]:
+        print("kecam models on TensorFlow (subprocess) ...", file=sys.stderr, flush=True)
+        peers["kecam"], tf_env = run_kecam_models(options["models"], options["batches"], protocol)
+        env["kecam"] = f"kecam {tf_env['kecam']}, TensorFlow {tf_env['tensorflow']}"
+    attach_peers(records, peers, key="model")
+    print("wrote " + ", ".join(report(records, env, protocol, sorted(peers), stem, MODEL_COLUMNS)))
+    return 0
+
+
+def report(records, env, protocol, peers: list[str], stem: Path, all_columns) -> list[str]:
+    """The table on the terminal, and the run as ``<stem>.json`` and ``<stem>.md``."""
+    columns = _used_columns(records, all_columns)
+    print(benchmarks.text_table([[f(r) for _, f in columns] for r in records],
+                                [h for h, _ in columns]))  # fmt: skip
+    print(f"Rows: {_settings(records, all_columns)}. "
+          f"{benchmarks.noise_summary(records, protocol)}")  # fmt: skip
+    benchmarks.write_json(f"{stem}.json", records, env, protocol, peers=peers)
+    Path(f"{stem}.md").write_text(markdown(records, env, protocol, all_columns))
+    return [f"{stem}.json", f"{stem}.md"]
 
 
 def peers_to_run(requested: str | None, quick: bool) -> set[str]:

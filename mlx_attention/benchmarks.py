@@ -10,6 +10,9 @@ quartiles as the spread. Peak memory is ``mx.get_peak_memory()`` over one call a
 ``mx.reset_peak_memory()``, minus what was already allocated (weights and input): the memory the
 call itself needs, output included.
 
+Whole models (:data:`MODEL_ROWS`, ``--models``) are timed the same way, in a table of their own:
+one call is the model's forward pass on a ``[B, H, W, 3]`` batch at its default input size.
+
 ``mlx-attention bench`` calls :func:`main` (quick mode unless ``--full``); ``bench/run.py`` in
 the repository adds the peers (kecam on TensorFlow, natten-mlx) and the plot.
 """
@@ -17,6 +20,7 @@ the repository adds the peers (kecam on TensorFlow, natten-mlx) and the plot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -316,6 +320,9 @@ FULL = Protocol()
 # contamination is marked, not retried, so batch 1 of every row fits in well under a minute.
 QUICK = Protocol(warmup=1, min_calls=5, min_seconds=0.0, max_calls=5, retries=0)
 QUICK_BATCHES = "1"
+# A whole model's call runs for a second or more on a CPU: ten calls give a steady median, and
+# one repeat where other processes disturbed them keeps the full model run in minutes.
+MODEL_FULL = Protocol(warmup=2, min_calls=10, min_seconds=1.0, max_calls=50, retries=1)
 
 
 @dataclass
@@ -575,21 +582,25 @@ def kernel_backend(setting: str) -> str:
         from .kernels import resolve_backend
     except ImportError:
         return "ops"
+    with kernel_setting(setting):
+        try:
+            return resolve_backend()
+        except ValueError as exc:
+            return f"unavailable ({exc})"
+
+
+@contextlib.contextmanager
+def kernel_setting(setting: str):
+    """``MLX_ATTENTION_KERNELS=setting`` inside the block, the previous value restored after."""
     previous = os.environ.get("MLX_ATTENTION_KERNELS")
     os.environ["MLX_ATTENTION_KERNELS"] = setting
     try:
-        return resolve_backend()
-    except ValueError as exc:
-        return f"unavailable ({exc})"
+        yield
     finally:
-        _restore_env("MLX_ATTENTION_KERNELS", previous)
-
-
-def _restore_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+        if previous is None:
+            os.environ.pop("MLX_ATTENTION_KERNELS", None)
+        else:
+            os.environ["MLX_ATTENTION_KERNELS"] = previous
 
 
 def _time_callable(fn: Callable, inputs: list[mx.array], mode: str, protocol: Protocol) -> Timing:
@@ -627,9 +638,7 @@ def run(
     for block in blocks:
         for dtype_name in dtypes:
             for setting in kernels:
-                previous = os.environ.get("MLX_ATTENTION_KERNELS")
-                os.environ["MLX_ATTENTION_KERNELS"] = setting
-                try:
+                with kernel_setting(setting):
                     for record in _measure_block(
                         block, dtype_name, batches, modes, protocol, floors
                     ):
@@ -638,8 +647,6 @@ def run(
                         if progress is not None:
                             progress.step(f"{block.key} b{record['batch']} {dtype_name} "
                                           f"{record['mode']}")  # fmt: skip
-                finally:
-                    _restore_env("MLX_ATTENTION_KERNELS", previous)
     return records
 
 
@@ -672,6 +679,111 @@ def _measure_row(block, module, status, floor, inputs, batch, dtype, mode, proto
         record.update(timing_fields("floor", _time_callable(floor, inputs[:1], mode, protocol)))
         if "ours_ms" in record:
             record["ratio_floor"] = record["ours_ms"] / record["floor_ms"]
+    return record
+
+
+# --- whole models ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One whole-model row: a model of ``mlx_attention.models`` at its default input size.
+
+    Args:
+        key: row name.
+        name: the registry name (``"NAT_Mini"``; a family builder such as ``"nat.NAT"`` for a
+            reduced configuration).
+        kwargs: constructor arguments (kecam's), e.g. ``input_shape``.
+    """
+
+    key: str
+    name: str
+    kwargs: dict = field(default_factory=dict)
+
+
+# The families that carry the fused neighbourhood kernel, at kecam's default 224x224.
+MODEL_ROWS: tuple[ModelRow, ...] = (
+    ModelRow("NAT_Mini", "NAT_Mini"),
+    ModelRow("DiNAT_Mini", "DiNAT_Mini"),
+)
+
+
+def select_models(names: str | Sequence[str] | None) -> list[ModelRow]:
+    """Model rows by key (comma-separated or a list); all rows for ``None``/``"all"``."""
+    if names is None or names == "all":
+        return list(MODEL_ROWS)
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    by_key = {row.key.lower(): row for row in MODEL_ROWS}
+    unknown = [n for n in wanted if n.lower() not in by_key]
+    if unknown:
+        raise ValueError(
+            f"unknown model rows {unknown}; known: {', '.join(r.key for r in MODEL_ROWS)}"
+        )
+    return [by_key[n.lower()] for n in wanted]
+
+
+def build_model(row: ModelRow, dtype=mx.float32):
+    """``(model, status)`` with kecam's random initialisation, parameters evaluated."""
+    from . import models
+
+    try:
+        model = models.create_model(row.name, dtype=dtype, **row.kwargs)
+    except Exception as exc:  # a row must not stop the run; the table says what happened
+        return None, f"error: {type(exc).__name__}: {exc}"
+    mx.eval(model.parameters())
+    return model, "ok"
+
+
+def run_models(
+    models: Sequence[ModelRow],
+    batches: Sequence[int] = (1, 8),
+    dtypes: Sequence[str] = ("float32",),
+    modes: Sequence[str] = ("eager",),
+    kernels: Sequence[str] = ("auto",),
+    protocol: Protocol = FULL,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Measure whole models; one record per (model, batch, dtype, mode, kernels)."""
+    records = []
+    for row in models:
+        for dtype_name in dtypes:
+            for setting in kernels:
+                with kernel_setting(setting):
+                    model, status = build_model(row, DTYPES[dtype_name])
+                    for batch in batches:
+                        for mode in modes:
+                            record = _measure_model(row, model, status, batch, dtype_name, mode,
+                                                    protocol)  # fmt: skip
+                            record["kernels"] = setting
+                            records.append(record)
+                            if progress is not None:
+                                progress.step(f"{row.key} b{batch} {dtype_name} {mode}")
+                    del model  # free its weights before the next row is built
+    return records
+
+
+def _measure_model(row, model, status, batch, dtype, mode, protocol) -> dict:
+    record = {
+        "model": row.key, "name": row.name, "batch": batch, "dtype": dtype, "mode": mode,
+        "backend": kernel_backend(os.environ.get("MLX_ATTENTION_KERNELS", "auto")),
+        "status": status,
+    }  # fmt: skip
+    if model is None:
+        return record
+    record.update(
+        kecam=model.pretrained_cfg["kecam"], shape="x".join(map(str, model.input_shape)),
+        params_m=model.count_params() / 1e6,
+    )  # fmt: skip
+    mx.random.seed(0)
+    x = mx.random.normal((batch, *model.input_shape)).astype(DTYPES[dtype])
+    mx.eval(x)
+    try:
+        timing = _time_callable(model, [x], mode, protocol)
+    except Exception as exc:  # report the failure in the row, keep measuring the others
+        record["status"] = f"error: {type(exc).__name__}: {exc}"
+        return record
+    record.update(timing_fields("ours", timing), ours_spread=timing.spread)
+    record["ours_images_per_s"] = batch * 1e3 / timing.median_ms
     return record
 
 
@@ -777,6 +889,22 @@ def summary_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def model_summary_rows(records: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """The terminal table of :func:`main` for whole models: time, spread, peak memory, images/s."""
+    header = ["model", "input", "params M", "b", "dtype", "mode", "kernels", "ms", "IQR%", "MB",
+              "images/s"]  # fmt: skip
+    rows = []
+    for r in records:
+        rows.append([
+            r["model"], r.get("shape", "–"), fmt(r.get("params_m"), 4), r["batch"], r["dtype"],
+            r["mode"], kernels_cell(r),
+            time_cell(r, "ours", spread=False) if r["status"] == "ok" else r["status"][:40],
+            fmt(100 * r["ours_spread"], 2) if "ours_spread" in r else "–",
+            fmt(r.get("ours_peak_mb")), fmt(r.get("ours_images_per_s")),
+        ])  # fmt: skip
+    return header, rows
+
+
 def kernels_cell(record: dict) -> str:
     """The kernel setting and the backend that actually ran under it, e.g. ``auto: ops``."""
     return f"{record['kernels']}: {record['backend']}"
@@ -816,7 +944,8 @@ def noise_summary(records: Sequence[dict], protocol: Protocol) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``mlx-attention bench``: this library's blocks, quick mode unless ``--full``."""
+    """``mlx-attention bench``: this library's blocks (or whole models with ``--models``),
+    quick mode unless ``--full``."""
     parser = argparse.ArgumentParser(
         prog="mlx-attention bench",
         description="Time and peak memory of every attention block at a real model-stage shape. "
@@ -828,6 +957,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     args = parser.parse_args(argv)
     if args.list:
+        if args.models:
+            print(text_table([(r.key, r.name, r.kwargs or "") for r in MODEL_ROWS],
+                             ("model row", "registry name", "arguments")))  # fmt: skip
+            return 0
         print(text_table([(b.key, b.kecam, b.shape_text, b.source) for b in BLOCKS],
                          ("block", "kecam", "input", "model stage")))  # fmt: skip
         return 0
@@ -835,12 +968,13 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from_args(args, quick)
     if args.json:
         check_writable(args.json)
-    protocol = QUICK if quick else FULL
-    records = run(**options, protocol=protocol, progress=Progress(planned(options)))
+    protocol = QUICK if quick else MODEL_FULL if "models" in options else FULL
+    measure_rows = run_models if "models" in options else run
+    records = measure_rows(**options, protocol=protocol, progress=Progress(planned(options)))
     env = environment()
     print(f"MLX {env['mlx']} on {env['device']} ({env['processor']}, {env['cpus']} CPUs, "
-          f"BLAS: {env['blas']}); protocol: {'full' if protocol is FULL else 'quick'}")  # fmt: skip
-    header, rows = summary_rows(records)
+          f"BLAS: {env['blas']}); protocol: {'quick' if quick else 'full'}")  # fmt: skip
+    header, rows = (model_summary_rows if "models" in options else summary_rows)(records)
     print(text_table(rows, header))
     print(noise_summary(records, protocol))
     hint = cpu_blas()[1]
@@ -854,6 +988,11 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser, full_batches: str, modes: str) -> None:
     """The options :func:`main` and ``bench/run.py`` share."""
     parser.add_argument("--blocks", default="all", help="comma-separated row keys or kecam names")
+    parser.add_argument(
+        "--models", nargs="?", const="all", metavar="ROWS",
+        help="time whole models instead of blocks (a table of their own): all rows, or "
+        f"comma-separated keys of {', '.join(r.key for r in MODEL_ROWS)}",
+    )  # fmt: skip
     default = (
         QUICK_BATCHES
         if QUICK_BATCHES == full_batches
@@ -888,23 +1027,26 @@ def options_from_args(args: argparse.Namespace, quick: bool) -> dict:
         raise SystemExit(f"--batch: {batch_text!r} is not a list of integers") from None
     if any(b < 1 for b in batches):
         raise SystemExit(f"--batch: {batch_text!r}: every batch size must be at least 1")
-    try:
-        blocks = select_blocks(args.blocks)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-    return {
-        "blocks": blocks,
+    settings = {
         "batches": batches,
         "dtypes": choices(args.dtype, list(DTYPES), "dtype"),
         "modes": choices(args.mode, MODES, "mode"),
         "kernels": choices(args.kernels, KERNEL_SETTINGS, "kernels"),
-        "floors": not args.no_floor,
     }
+    try:
+        if getattr(args, "models", None):
+            if args.blocks != "all":
+                raise ValueError("--models and --blocks select different tables: give one")
+            return {"models": select_models(args.models), **settings}
+        return {"blocks": select_blocks(args.blocks), **settings, "floors": not args.no_floor}
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def planned(options: dict) -> int:
     """How many records :func:`run` makes with these options (for the progress bar)."""
-    sizes = (len(options[k]) for k in ("blocks", "batches", "dtypes", "modes", "kernels"))
+    rows = "models" if "models" in options else "blocks"
+    sizes = (len(options[k]) for k in (rows, "batches", "dtypes", "modes", "kernels"))
     return math.prod(sizes)
 
 

@@ -1,4 +1,6 @@
-"""The ``mlx-attention`` command: ``demo``, ``info``, ``inspect FILE``, ``bench``."""
+"""The ``mlx-attention`` command: ``demo``, ``info``, ``inspect FILE``, ``bench``, and for whole
+kecam models ``models [PATTERN]``, ``predict IMAGE... --model NAME --weights FILE|TAG`` and
+``convert NAME FILE.h5 -o OUT.safetensors``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 import mlx.core as mx
+
+from .benchmarks import DTYPES
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -130,6 +134,212 @@ def inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- whole kecam models ---------------------------------------------------------------------
+
+IMAGE_INSTALL = (
+    'decoding images needs Pillow: pip install "mlx-attention[image]" (from a clone: '
+    'pip install -e ".[image]")'
+)
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def _tags_text(tags: dict) -> str:
+    """kecam's release files of a model, e.g. ``imagenet21k-ft1k (224, 384), imagenet21k
+    (21841 classes)``."""
+    parts = []
+    for tag, info in tags.items():
+        notes = [", ".join(map(str, info["resolutions"]))] if info["resolutions"] else []
+        if info["num_classes"] != 1000:
+            notes.append(f"{info['num_classes']} classes")
+        parts.append(tag + (f" ({'; '.join(notes)})" if notes else ""))
+    return ", ".join(parts) or "none"
+
+
+def model_rows(pattern: str | None = None) -> list[dict]:
+    """One row per registered model: its name, kecam constructor and ``model.name``, default
+    input, parameter count and kecam's release tags. The models are built at their default
+    size but nothing is evaluated (MLX arrays are lazy), so this takes about a second.
+
+    Args:
+        pattern: an fnmatch pattern (case-insensitive); without a wildcard it matches any name
+            that contains it.
+    """
+    from . import models
+
+    if pattern is not None and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    rows = []
+    for name in models.list_models(pattern):
+        model = models.create_model(name)
+        cfg = model.pretrained_cfg
+        rows.append({
+            "name": name, "family": models.get_entry(name).family.module, "kecam": cfg["kecam"],
+            "model_name": cfg["name"], "input_shape": tuple(cfg["input_shape"]),
+            "params": model.count_params(), "tags": cfg["tags"],
+        })  # fmt: skip
+    return rows
+
+
+def models_command(args: argparse.Namespace) -> int:
+    rows = model_rows(args.pattern)
+    if not rows:
+        raise ValueError(f"no model matches {args.pattern!r} (mlx-attention models lists them all)")
+    table = [
+        (r["name"], r["kecam"], r["model_name"], _shape_text(r["input_shape"]),
+         f"{r['params'] / 1e6:.2f}M", _tags_text(r["tags"]))
+        for r in rows
+    ]  # fmt: skip
+    print(_table(table, ("model", "kecam constructor", "model.name", "input", "params", "weights")))
+    print(
+        f"{len(rows)} models. Weights: a kecam .h5 file, a .safetensors from `mlx-attention "
+        "convert`, or a tag above (kecam's release file, downloaded once and cached)."
+    )
+    return 0
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict:
+    """The constructor arguments given as ``--input-shape``, ``--num-classes`` and ``--kwarg``."""
+    import json
+
+    kwargs = {}
+    for item in args.kwarg:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--kwarg {item!r}: expected KEY=VALUE, e.g. layer_scale=1e-5")
+        try:
+            kwargs[key] = json.loads(text)
+        except json.JSONDecodeError:  # a bare word is a string: activation=relu
+            kwargs[key] = text
+    if args.input_shape is not None:
+        try:
+            sizes = tuple(int(v) for v in args.input_shape.lower().replace("x", ",").split(","))
+        except ValueError:
+            sizes = ()
+        if len(sizes) not in (2, 3):
+            raise ValueError(
+                f"--input-shape {args.input_shape!r}: expected H,W or H,W,C (e.g. 160,160)"
+            )
+        kwargs["input_shape"] = sizes if len(sizes) == 3 else (*sizes, 3)
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    return kwargs
+
+
+def _load_image(path: str):
+    """The RGB pixels of an image file as a ``[H, W, 3]`` uint8 array."""
+    import numpy as np
+
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ValueError(IMAGE_INSTALL) from None
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"{path}: cannot read the image: {err}") from None
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Top classes of each image: kecam's ``model.preprocess_input``, the model, and
+    ``decode_predictions``."""
+    from . import models
+
+    name = args.model
+    if name is None:
+        if not args.weights.endswith(".safetensors"):
+            raise ValueError("--model is needed unless --weights is a converted .safetensors")
+        name = models.read_metadata(args.weights)["model"]
+    images = [_load_image(path) for path in args.images]  # before the (slower) model
+    model = models.create_model(
+        name, pretrained=args.weights, dtype=DTYPES[args.dtype], **_model_kwargs(args)
+    )
+    if model.pretrained_cfg.get("labels") is None:
+        raise ValueError(
+            f"{name} has {model.pretrained_cfg['num_classes']} classes and no label set "
+            "(decode_predictions knows ImageNet's 1000 and 21k classes)"
+        )
+    for path, image in zip(args.images, images):
+        x = model.preprocess_input(image)
+        scores = model(x if x.ndim == 4 else x[None])
+        if model.pretrained_cfg.get("classifier_activation") is None:  # logits
+            scores = mx.softmax(scores.astype(mx.float32), axis=-1)
+        (top,) = model.decode_predictions(scores.astype(mx.float32), top=args.top)
+        print(path)
+        print(_table([(w, label, f"{p:.4f}") for w, label, p in top], ("wnid", "label", "prob")))
+    return 0
+
+
+def convert(args: argparse.Namespace) -> int:
+    """A kecam ``.h5`` as a ``.safetensors`` with the model's arguments in its metadata."""
+    from pathlib import Path
+
+    from . import models
+
+    out = args.output or str(Path(args.file).with_suffix(".safetensors"))
+    path = models.convert(args.name, args.file, out, **_model_kwargs(args))
+    meta = models.read_metadata(path)
+    print(
+        f"wrote {path}: {meta['model']} ({_shape_text(meta['pretrained_cfg']['input_shape'])}, "
+        f"{meta['pretrained_cfg']['num_classes']} classes) from {args.file} (md5 "
+        f"{meta['source_md5']}); load it with create_model({meta['model']!r}, "
+        f"pretrained={str(path)!r})"
+    )
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Top-1/top-5 on a labelled image set; data-parallel when started by ``mlx.launch``."""
+    from . import evaluate
+
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        raise ValueError(IMAGE_INSTALL) from None
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ValueError(
+            f"--batch-size and --limit must be >= 1, got {args.batch_size} and {args.limit}"
+        )
+    group = mx.distributed.init()
+    if args.json and group.rank() == 0:  # fail before the run, not after it
+        with open(args.json, "a"):
+            pass
+    pairs = evaluate.scan(args.data)  # before the model: a wrong --data fails fast
+    model = evaluate.build_model(
+        args.model, args.weights, group, dtype=DTYPES[args.dtype], **_model_kwargs(args)
+    )
+    samples = evaluate.label_samples(pairs, model)[: args.limit]
+    result = evaluate.evaluate(
+        model, samples, batch_size=args.batch_size, resize=args.resize, group=group
+    )
+    if group.rank() == 0:
+        print(f"{args.model} on {args.data}: {evaluate.summary(result)}")
+        if args.json:
+            evaluate.write_json(
+                args.json, result, model=args.model, weights=args.weights, data=args.data,
+                dtype=args.dtype, resize=args.resize, batch_size=args.batch_size,
+                limit=args.limit,
+            )  # fmt: skip
+    return 0 if result.images else 1
+
+
+MODEL_COMMANDS = ("models", "predict", "convert", "evaluate")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The constructor arguments ``predict`` and ``convert`` take (kecam's names)."""
+    parser.add_argument("--input-shape", metavar="H,W[,C]", help="kecam's input_shape")
+    parser.add_argument("--num-classes", type=int, metavar="N", help="kecam's num_classes")
+    parser.add_argument(
+        "--kwarg", action="append", default=[], metavar="KEY=VALUE",
+        help="any other argument of the kecam constructor, VALUE as JSON (repeatable), "
+        "e.g. --kwarg layer_scale=1e-5 --kwarg 'num_blocks=[1,1,1,1]'",
+    )  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # its own options, parsed by the benchmark runner
@@ -156,12 +366,90 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the kecam blocks the file holds (name= prefix, block, layers), guessed from names",
     )
-    commands.add_parser("bench", help="time each block (quick mode; bench --help for options)")
+    commands.add_parser(
+        "bench",
+        help="time each block, or whole models with --models (quick mode; bench --help for "
+        "options)",
+    )
+    models_parser = commands.add_parser(
+        "models", help="the kecam models: constructor, input, parameters, weight tags"
+    )
+    models_parser.add_argument(
+        "pattern", nargs="?", help="fnmatch pattern or part of a name (case-insensitive)"
+    )
+    predict_parser = commands.add_parser(
+        "predict", help="classify images with a kecam model (ImageNet labels; needs Pillow)"
+    )
+    predict_parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict_parser.add_argument(
+        "--model", help="kecam constructor or model.name, e.g. NAT_Mini (optional for a "
+        "converted .safetensors: its metadata names it)",
+    )  # fmt: skip
+    predict_parser.add_argument(
+        "--weights", required=True, metavar="FILE|TAG",
+        help="a kecam .h5, a converted .safetensors, or a tag such as imagenet (downloaded "
+        "from kecam's releases and cached)",
+    )  # fmt: skip
+    predict_parser.add_argument("--top", type=int, default=5, help="classes per image")
+    predict_parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="the feature layers' dtype"
+    )
+    _add_model_arguments(predict_parser)
+    convert_parser = commands.add_parser(
+        "convert",
+        help="write a kecam .h5 as a .safetensors that create_model loads without h5py",
+    )
+    convert_parser.add_argument("name", help="kecam constructor or model.name, e.g. NAT_Mini")
+    convert_parser.add_argument("file", help="the kecam .h5 (model.save or save_weights)")
+    convert_parser.add_argument(
+        "-o", "--output", metavar="OUT.safetensors", help="default: FILE with .safetensors"
+    )
+    _add_model_arguments(convert_parser)
+    evaluate_parser = commands.add_parser(
+        "evaluate",
+        help="top-1/top-5 of a kecam model on a labelled image set (needs Pillow); "
+        "data-parallel under mlx.launch",
+    )
+    evaluate_parser.add_argument(
+        "--model", required=True, help="kecam constructor or model.name, e.g. NAT_Mini"
+    )
+    evaluate_parser.add_argument(
+        "--weights", required=True, metavar="FILE|TAG",
+        help="a kecam .h5, a converted .safetensors, or a tag such as imagenet (downloaded "
+        "once, by rank 0, and cached)",
+    )  # fmt: skip
+    evaluate_parser.add_argument(
+        "--data", required=True, metavar="DIR|LIST",
+        help="a folder of class subfolders named by wnid (n01440764) or class index, or a "
+        "text file of 'path label' lines (paths relative to it)",
+    )  # fmt: skip
+    evaluate_parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    evaluate_parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="the feature layers' dtype"
+    )
+    evaluate_parser.add_argument(
+        "--resize", choices=("eval", "kecam"), default="eval",
+        help="eval: kecam's ImageNet evaluation (central crop, bicubic with antialias); "
+        "kecam: model.preprocess_input's (bilinear)",
+    )  # fmt: skip
+    evaluate_parser.add_argument(
+        "--limit", type=int, metavar="N", help="the first N images (sorted by path)"
+    )
+    evaluate_parser.add_argument(
+        "--json", metavar="OUT", help="write images, top1, top5, skipped, images_per_s here"
+    )
+    _add_model_arguments(evaluate_parser)
     args = parser.parse_args(argv)
-    handler = {"demo": demo, "info": info, "inspect": inspect}[args.command]
+    handler = {
+        "demo": demo, "info": info, "inspect": inspect, "models": models_command,
+        "predict": predict, "convert": convert, "evaluate": evaluate_command,
+    }[args.command]  # fmt: skip
+    # a bad file or argument: say what, without a traceback (the model commands also get
+    # missing files and constructor arguments kecam does not take)
+    expected = (ValueError, OSError, TypeError) if args.command in MODEL_COMMANDS else ValueError
     try:
         return handler(args)
-    except ValueError as err:  # a bad file or argument: say what, without a traceback
+    except expected as err:
         print(f"mlx-attention {args.command}: {err}", file=sys.stderr)
         return 2
 
