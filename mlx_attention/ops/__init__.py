@@ -17,6 +17,7 @@ from .patches import (
     neighborhood_patches,
     unfold_axis_maps,
 )
+from .resize import resize_bicubic_antialias, resize_bilinear
 from .windows import (
     SHIFTED_WINDOW_MASK_VALUE,
     shifted_window_mask,
@@ -38,6 +39,8 @@ __all__ = [
     "neighborhood_attention",
     "neighborhood_axis_maps",
     "neighborhood_patches",
+    "resize_bicubic_antialias",
+    "resize_bilinear",
     "shifted_window_mask",
     "unfold_axis_maps",
     "window_axis_maps",
