@@ -146,7 +146,7 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(v) for v in shape)
 
 
-def _tags_text(tags: dict) -> str:
+def tags_text(tags: dict) -> str:
     """kecam's release files of a model, e.g. ``imagenet21k-ft1k (224, 384), imagenet21k
     (21841 classes)``."""
     parts = []
@@ -189,7 +189,7 @@ def models_command(args: argparse.Namespace) -> int:
         raise ValueError(f"no model matches {args.pattern!r} (mlx-attention models lists them all)")
     table = [
         (r["name"], r["kecam"], r["model_name"], _shape_text(r["input_shape"]),
-         f"{r['params'] / 1e6:.2f}M", _tags_text(r["tags"]))
+         f"{r['params'] / 1e6:.2f}M", tags_text(r["tags"]))
         for r in rows
     ]  # fmt: skip
     print(_table(table, ("model", "kecam constructor", "model.name", "input", "params", "weights")))
