@@ -17,12 +17,25 @@ import functools
 import inspect
 
 from . import layers
-from .layers.utils import check_input_shape, make_divisible  # noqa: F401
+from .layers.utils import (
+    check_bool,
+    check_bools,
+    check_input_shape,
+    check_int,
+    check_int_list,
+    check_pair,
+    check_size,
+    check_sizes,
+    check_str,
+    make_divisible,  # noqa: F401 - kecam's value helper, exported as in kecam
+)
 
 # --- common blocks (common_layers, res_mlp, mlp_mixer, volo) ----------------------------------
 
 
 def _norm_axis(axis, rank: int, what: str) -> None:
+    if axis != "auto":
+        axis = check_int(axis, "axis", what=what)
     if axis not in ("auto", -1, rank - 1):
         raise ValueError(f"{what}: axis={axis!r}: only the channels-last axis is supported")
 
@@ -30,6 +43,7 @@ def _norm_axis(axis, rank: int, what: str) -> None:
 def _rank_axes(axis, rank: int, what: str) -> list[int]:
     """kecam's axis argument as non-negative axes of the batched input."""
     axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    axes = [check_int(a, "axis", what=what) for a in axes]
     out = [a + rank if a < 0 else a for a in axes]
     if not all(0 < a < rank for a in out):
         raise ValueError(f"{what}: axis={axis!r} is out of range for a rank-{rank} input")
@@ -56,7 +70,8 @@ def batchnorm_with_activation(
     """kecam ``batchnorm_with_activation``; see ``layers.BatchNormActivation``."""
     shape = check_input_shape(input_shape, (1, 2, 3, 4), "batchnorm_with_activation")
     _norm_axis(axis, len(shape) + 1, "batchnorm_with_activation")
-    if use_evo_norm:
+    check_int(evo_norm_group_size, "evo_norm_group_size", what="batchnorm_with_activation")
+    if check_bool(use_evo_norm, "use_evo_norm", what="batchnorm_with_activation"):
         raise ValueError("batchnorm_with_activation: use_evo_norm=True (EvoNorm) is not supported")
     return layers.BatchNormActivation(
         shape[-1], activation=activation, zero_gamma=zero_gamma, epsilon=epsilon,
@@ -73,7 +88,8 @@ def conv2d_no_bias(
     kwargs = _conv_kwargs(kwargs, ("dilation_rate",), "conv2d_no_bias")
     return layers.Conv2dNoBias(
         shape[-1], filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-        groups=groups, use_torch_padding=use_torch_padding, name=name, **kwargs,
+        groups=groups, use_torch_padding=use_torch_padding, input_size=shape[:2], name=name,
+        **kwargs,
     )  # fmt: skip
 
 
@@ -88,7 +104,7 @@ def depthwise_conv2d_no_bias(
     kwargs = _conv_kwargs(kwargs, allowed, "depthwise_conv2d_no_bias")
     return layers.DepthwiseConv2dNoBias(
         shape[-1], kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-        use_torch_padding=use_torch_padding, name=name, **kwargs,
+        use_torch_padding=use_torch_padding, input_size=shape[:2], name=name, **kwargs,
     )  # fmt: skip
 
 
@@ -163,7 +179,7 @@ def ChannelAffine(  # noqa: N802 - kecam's class name
     else:
         weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(1, rank))
     return layers.ChannelAffine(
-        weight_shape, use_bias=use_bias, weight_init_value=float(weight_init_value), name=name
+        weight_shape, use_bias=use_bias, weight_init_value=weight_init_value, name=name
     )
 
 
@@ -173,7 +189,7 @@ def BiasLayer(axis=-1, initializer="zeros", *, input_shape, name=None) -> layers
     shape = check_input_shape(input_shape, (1, 2, 3, 4), "BiasLayer")
     rank = len(shape) + 1
     axes = _rank_axes(axis, rank, "BiasLayer")
-    if initializer != "zeros":
+    if check_str(initializer, "initializer", what="BiasLayer") != "zeros":
         raise ValueError(f"BiasLayer: initializer={initializer!r}: only 'zeros' is supported")
     if axes == [rank - 1]:
         bias_shape = (shape[-1],)
@@ -196,6 +212,7 @@ from .layers import positional as _pos  # noqa: E402 - kept inside this section
 def _grid(blocks: int, height: int, what: str, arg: str = "attn_height") -> tuple[int, int]:
     """kecam's grid from a token count: ``int(sqrt(n))`` square, or ``height x int(n / height)``;
     a ValueError when it does not cover the tokens (kecam fails to broadcast or reshape)."""
+    height = check_int(height, arg, what=what)
     if height == -1:
         hh = ww = int(float(blocks) ** 0.5)
     elif height > 0:
@@ -216,13 +233,16 @@ def BiasPositionalEmbedding(  # noqa: N802 - kecam's class name
     ``axis`` (1 elsewhere), without the batch axis. kecam needs a rank-4 input ``[B, heads, Q,
     K]`` with ``K <= Q`` to build."""
     shape = check_input_shape(input_shape, (3, 4), "BiasPositionalEmbedding")
+    attn_height = check_int(attn_height, "attn_height", what="BiasPositionalEmbedding")
     if len(shape) != 3:
         raise ValueError(
             f"BiasPositionalEmbedding: input_shape={shape}: kecam reads [heads, Q, K] at build"
         )
-    if initializer != "zeros":
+    if check_str(initializer, "initializer", what="BiasPositionalEmbedding") != "zeros":
         raise ValueError(f"BiasPositionalEmbedding: initializer={initializer!r}: only 'zeros'")
     rank = len(shape) + 1
+    if not isinstance(axis, (list, tuple)):
+        axis = check_int(axis, "axis", what="BiasPositionalEmbedding")
     if axis == -1 or axis == rank - 1:
         table = (shape[-1],)
     else:
@@ -239,6 +259,7 @@ def ConvPositionalEncoding(  # noqa: N802
 ) -> _pos.ConvPositionalEncoding:
     """kecam ``ConvPositionalEncoding`` (coat): tokens ``[B, 1 + H*W, C]``."""
     blocks, dims = check_input_shape(input_shape, 2, "ConvPositionalEncoding")
+    input_height = check_int(input_height, "input_height", what="ConvPositionalEncoding")
     height = input_height if input_height > 0 else -1
     hh, ww = _grid(blocks - 1, height, "ConvPositionalEncoding", "input_height")
     return _pos.ConvPositionalEncoding(dims, hh, ww, kernel_size=kernel_size, name=name)
@@ -251,6 +272,7 @@ def ConvRelativePositionalEncoding(  # noqa: N802
     """kecam ``ConvRelativePositionalEncoding`` (coat): called with ``(query, value)``, each
     ``[B, heads, 1 + H*W, d]``; ``input_shape`` is the query's."""
     heads, blocks, key_dim = check_input_shape(input_shape, 3, "ConvRelativePositionalEncoding")
+    input_height = check_int(input_height, "input_height", what="ConvRelativePositionalEncoding")
     height = input_height if input_height > 0 else -1
     hh, ww = _grid(blocks - 1, height, "ConvRelativePositionalEncoding", "input_height")
     return _pos.ConvRelativePositionalEncoding(
@@ -283,6 +305,9 @@ def MultiHeadRelativePositionalKernelBias(  # noqa: N802
     shape = check_input_shape(
         input_shape, tuple(range(3, 8)), "MultiHeadRelativePositionalKernelBias"
     )
+    what = "MultiHeadRelativePositionalKernelBias"
+    is_heads_first = check_bool(is_heads_first, "is_heads_first", what=what)
+    input_height = check_int(input_height, "input_height", what=what)
     blocks, heads = (shape[1], shape[0]) if is_heads_first else (shape[0], shape[1])
     size = int(float(shape[-1]) ** 0.5)
     if size * size != shape[-1]:
@@ -302,7 +327,10 @@ def MultiHeadRelativePositionalKernelBias(  # noqa: N802
             is_heads_first=is_heads_first, name=name,
         )  # fmt: skip
     except ValueError as err:
-        raise ValueError(f"MultiHeadRelativePositionalKernelBias: {err}") from None
+        raise ValueError(
+            f"{what}: input_shape={shape}, input_height={input_height}, "
+            f"is_heads_first={is_heads_first}, dilation_rate={dilation_rate!r}: {err}"
+        ) from None
 
 
 def MultiHeadRelativePositionalEmbedding(  # noqa: N802
@@ -310,8 +338,10 @@ def MultiHeadRelativePositionalEmbedding(  # noqa: N802
 ) -> _pos.MultiHeadRelativePositionalEmbedding:
     """kecam ``MultiHeadRelativePositionalEmbedding`` (beit, coatnet, cmt): scores
     ``[B, heads, Q, K]``; ``num_heads`` other than the input's must be 1 to broadcast."""
-    heads, queries, keys = check_input_shape(input_shape, 3, "MultiHeadRelativePositionalEmbedding")
-    cls = 1 if with_cls_token else 0
+    what = "MultiHeadRelativePositionalEmbedding"
+    heads, queries, keys = check_input_shape(input_shape, 3, what)
+    cls = 1 if check_bool(with_cls_token, "with_cls_token", what=what) else 0
+    num_heads = check_int(num_heads, "num_heads", what=what)
     hh, ww = _grid(queries - cls, attn_height, "MultiHeadRelativePositionalEmbedding")
     table_heads = heads if num_heads == -1 else num_heads
     if table_heads not in (heads, 1):
@@ -349,6 +379,9 @@ def MlpPairwisePositionalEmbedding(  # noqa: N802
     (swin v2), absolute on ``[B, H, W, C]`` or ``[B, H*W, C]``."""
     what = "MlpPairwisePositionalEmbedding"
     shape = check_input_shape(input_shape, (2, 3), what)
+    check_bools(what, use_absolute_pos=use_absolute_pos, is_deploy_mode=is_deploy_mode)
+    attn_height = check_int(attn_height, "attn_height", what=what)
+    attn_width = check_int(attn_width, "attn_width", what=what)
     if is_deploy_mode:
         return _pos.MlpPairwisePositionalEmbedding(0, 0, 0, deploy_shape=shape, name=name)
     kwargs = {"hidden_dim": hidden_dim, "name": name}
@@ -365,6 +398,9 @@ def MlpPairwisePositionalEmbedding(  # noqa: N802
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ValueError(f"input_shape={shape}: expected scores [heads, Q, Q]")
         heads, queries = shape[0], shape[1]
+        for arg, value in (("attn_height", attn_height), ("attn_width", attn_width)):
+            if value != -1 and value < 1:
+                raise ValueError(f"{arg}={value} must be -1 or positive")
         hh = int(float(queries) ** 0.5) if attn_height == -1 else attn_height
         ww = queries // hh if attn_width == -1 else attn_width
         if hh < 1 or ww < 1 or hh * ww > queries:
@@ -383,9 +419,15 @@ def PositionalEmbedding(input_height=-1, *, input_shape, name=None) -> _pos.Posi
     """kecam ``PositionalEmbedding`` (volo): ``[B, H, W, C]``, or tokens ``[B, N, C]`` whose
     grid (for resizing) is ``input_height x N // input_height`` (``int(sqrt(N))`` square)."""
     shape = check_input_shape(input_shape, (2, 3), "PositionalEmbedding")
+    input_height = check_int(input_height, "input_height", what="PositionalEmbedding")
     if len(shape) == 3:
         return _pos.PositionalEmbedding(shape[2], shape[0], shape[1], name=name)
     height = input_height if input_height > 0 else int(float(shape[0]) ** 0.5)
+    if shape[0] // height < 1:
+        raise ValueError(
+            f"PositionalEmbedding: input_height={input_height} is more rows than the "
+            f"{shape[0]} tokens (kecam's table would be empty)"
+        )
     return _pos.PositionalEmbedding(
         shape[1], height, shape[0] // height, num_tokens=shape[0], name=name
     )
@@ -425,7 +467,14 @@ def PositionalEncodingFourierRot(  # noqa: N802
     """kecam 1.4.3 ``PositionalEncodingFourierRot`` (eva02): ``[B, ..., cls + H*W + reg, C]``."""
     what = "PositionalEncodingFourierRot"
     shape = check_input_shape(input_shape, (2, 3, 4), what)
+    with_cls_token = check_bool(with_cls_token, "with_cls_token", what=what)
+    num_reg_tokens = check_int(num_reg_tokens, "num_reg_tokens", minimum=0, what=what)
     patches = shape[-2] - (1 if with_cls_token else 0) - num_reg_tokens
+    if patches < 1:
+        raise ValueError(
+            f"{what}: with_cls_token={with_cls_token}, num_reg_tokens={num_reg_tokens} leave no "
+            f"patch tokens of the {shape[-2]}"
+        )
     hh, ww = _grid(patches, attn_height, what)
     try:
         return _pos.PositionalEncodingFourierRot(
@@ -463,11 +512,13 @@ class OpModule(_nn.Module):
 
 def _window_shape(input_shape, window_height, window_width, what):
     height, width, _ = check_input_shape(input_shape, 3, what)
+    window_height = check_int(window_height, "window_height", minimum=1, what=what)
+    window_width = check_int(window_width, "window_width", what=what)
     window_width = window_width if window_width > 0 else window_height
-    if window_height < 1 or height % window_height or width % window_width:
+    if height % window_height or width % window_width:
         raise ValueError(
-            f"{what}: a {height}x{width} map is not a multiple of window "
-            f"({window_height}, {window_width}); pad it first (pad_to_divisible_by_window_size)"
+            f"{what}: a {height}x{width} map is not a multiple of window_height={window_height}, "
+            f"window_width={window_width}; pad it first (pad_to_divisible_by_window_size)"
         )
     return height, width, window_width
 
@@ -482,12 +533,21 @@ def window_partition(input_shape, window_height, window_width=-1) -> OpModule:
 def window_reverse(input_shape, patch_height, patch_width, window_height, window_width) -> OpModule:
     """kecam ``window_reverse``: ``[B*ph*pw, wh, ww, C] -> [B, ph*wh, pw*ww, C]``."""
     check_input_shape(input_shape, 3, "window_reverse")
+    patch_height, window_height, window_width = (
+        check_int(v, n, minimum=1, what="window_reverse")
+        for n, v in (("patch_height", patch_height), ("window_height", window_height),
+                     ("window_width", window_width))
+    )  # fmt: skip
+    patch_width = check_int(patch_width, "patch_width", what="window_reverse")
     patch_width = patch_width if patch_width > 0 else patch_height
     size, window = (patch_height * window_height, patch_width * window_width), (
         window_height, window_width,
     )  # fmt: skip
     if tuple(input_shape[:2]) != window:
-        raise ValueError(f"window_reverse: input_shape {tuple(input_shape)} is not window {window}")
+        raise ValueError(
+            f"window_reverse: input_shape={tuple(input_shape)} is not window_height="
+            f"{window_height} x window_width={window_width}"
+        )
     return OpModule(lambda x: _ops.window_reverse(x, size, window), f"window_reverse {size}")
 
 
@@ -497,7 +557,9 @@ def pad_to_divisible_by_window_size(input_shape, window_size) -> OpModule:
     The window is clamped to the map (``wh = min(wh, H)``), then bottom/right zero padding.
     """
     height, width, _ = check_input_shape(input_shape, 3, "pad_to_divisible_by_window_size")
-    wh, ww = _ops.geometry.to_pair(window_size, "window_size")
+    wh, ww = check_pair(
+        window_size, "window_size", minimum=1, what="pad_to_divisible_by_window_size"
+    )
     wh, ww = min(wh, height), min(ww, width)
     grid_h, grid_w = _ops.window_grid((height, width), (wh, ww))
     pad_h, pad_w = grid_h * wh - height, grid_w * ww - width
@@ -511,9 +573,14 @@ def pad_to_divisible_by_window_size(input_shape, window_size) -> OpModule:
 def reverse_padded_for_window_size(input_shape, padding_height, padding_width) -> OpModule:
     """kecam ``reverse_padded_for_window_size``: crop ``padding_*`` rows/columns bottom/right."""
     height, width, _ = check_input_shape(input_shape, 3, "reverse_padded_for_window_size")
+    padding_height = check_int(
+        padding_height, "padding_height", what="reverse_padded_for_window_size"
+    )
+    padding_width = check_int(padding_width, "padding_width", what="reverse_padded_for_window_size")
     if not (0 <= padding_height < height and 0 <= padding_width < width):
         raise ValueError(
-            f"padding ({padding_height}, {padding_width}) must be < the map ({height}, {width})"
+            f"reverse_padded_for_window_size: padding_height={padding_height} and "
+            f"padding_width={padding_width} must be in [0, the map ({height}, {width}))"
         )
     keep = (height - padding_height, width - padding_width)
     return OpModule(lambda x: x[:, : keep[0], : keep[1]], f"crop to {keep}")
@@ -537,12 +604,20 @@ def CompatibleExtractPatches(  # noqa: N802 - kecam's class name
     Shape:
         ``[B, H, W, C] -> [B, oh, ow, k*k*C]`` (``compressed``) or ``[B, oh, ow, k, k, C]``.
     """
-    check_input_shape(input_shape, 3, "CompatibleExtractPatches")
-    kernel = _ops.geometry.to_pair(sizes, "sizes")[0]
-    stride = _ops.geometry.to_pair(strides, "strides")[0]
-    rates = _ops.geometry.to_pair(rates, "rates")
-    pad = kernel // 2 if padding.lower() == "same" else 0
-    _ops.unfold_axis_maps(input_shape[:2], kernel, stride, rates, pad)  # validates the sizes
+    what = "CompatibleExtractPatches"
+    shape = check_input_shape(input_shape, 3, what)
+    kernel = check_pair(sizes, "sizes", minimum=1, what=what)[0]
+    stride = check_pair(strides, "strides", minimum=1, what=what)[0]
+    rates = check_pair(rates, "rates", minimum=1, what=what)
+    check_bools(what, compressed=compressed, force_conv=force_conv)
+    pad = kernel // 2 if check_str(padding, "padding", what=what).lower() == "same" else 0
+    try:
+        grid = _ops.unfold_axis_maps(shape[:2], kernel, stride, rates, pad)  # validates the sizes
+    except ValueError as err:
+        raise ValueError(
+            f"{what}: sizes={sizes!r}, strides={strides!r}, rates={rates!r}: {err}"
+        ) from None
+    check_size(grid[0].grid * grid[1].grid * kernel**2 * shape[2], f"{what}: sizes={sizes!r}")
 
     def unfold(x):
         out = _ops.extract_patches(x, kernel, stride=stride, dilation=rates, padding=pad)
@@ -570,7 +645,17 @@ def fold_by_conv2d_transpose(
     Shape:
         ``[B, oh, ow, k*k*C]`` or ``[B, oh, ow, k, k, C] -> [B, H, W, C]``.
     """
-    shape = check_input_shape(input_shape, (3, 5), "fold_by_conv2d_transpose")
+    what = "fold_by_conv2d_transpose"
+    shape = check_input_shape(input_shape, (3, 5), what)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1, what=what)
+    strides = check_int(strides, "strides", minimum=1, what=what)
+    dilation_rate = check_int(dilation_rate, "dilation_rate", minimum=1, what=what)
+    if compressed != "auto":
+        compressed = check_bool(compressed, "compressed", what=what)
+    if output_shape is not None:
+        output_shape = check_int_list(output_shape, "output_shape", minimum=1, what=what)[:2]
+        if len(output_shape) != 2:
+            raise ValueError(f"{what}: output_shape={output_shape!r} needs a height and a width")
     pad = kernel_size // 2 if padding else 0
     if pad >= strides:
         raise ValueError(
@@ -580,8 +665,22 @@ def fold_by_conv2d_transpose(
     compressed = len(shape) == 3 if compressed == "auto" else compressed
     grid_h, grid_w = shape[:2]
     channels = shape[-1] // (kernel_size * kernel_size) if compressed else shape[-1]
+    if channels < 1 or (compressed and channels * kernel_size**2 != shape[-1]):
+        raise ValueError(
+            f"{what}: kernel_size={kernel_size}: the {shape[-1]} patch channels are not "
+            f"kernel_size**2 = {kernel_size**2} taps of whole channels (kecam's reshape fails)"
+        )
+    if not compressed and shape[2:4] != (kernel_size, kernel_size):
+        raise ValueError(
+            f"{what}: compressed={compressed}, kernel_size={kernel_size}: the patches "
+            f"{shape} are not [oh, ow, k, k, C]"
+        )
     canvas = [(g - 1) * strides + dilation_rate * (kernel_size - 1) + 1 for g in (grid_h, grid_w)]
-    size = tuple(output_shape[:2]) if output_shape is not None else tuple(c - pad for c in canvas)
+    size = tuple(output_shape) if output_shape is not None else tuple(c - pad for c in canvas)
+    check_size(
+        max(canvas[0] * canvas[1], size[0] * size[1]) * channels * kernel_size**2,
+        f"{what}: strides={strides}, dilation_rate={dilation_rate}, output_shape={output_shape}",
+    )
 
     def fold(patches):
         patches = patches.reshape(-1, grid_h, grid_w, kernel_size, kernel_size, channels)
@@ -608,11 +707,27 @@ def WindowAttentionMask(  # noqa: N802 - kecam's class name
     Shape:
         scores ``[B * nW, heads, N, N] -> [B * nW, heads, N, N]``, ``N = wh * ww``.
     """
-    heads, queries, keys = check_input_shape(input_shape, 3, "WindowAttentionMask")
+    what = "WindowAttentionMask"
+    heads, queries, keys = check_input_shape(input_shape, 3, what)
+    height, width, window_height, window_width = check_sizes(
+        what, height=height, width=width, window_height=window_height, window_width=window_width
+    )
+    shift_height = check_int(shift_height, "shift_height", minimum=0, what=what)
+    shift_width = check_int(shift_width, "shift_width", minimum=0, what=what)
+    check_size(height * width * queries, f"{what}: height={height}, width={width}")
     window = (window_height, window_width)
-    mask = _ops.shifted_window_mask((height, width), window, (shift_height, shift_width))
+    try:
+        mask = _ops.shifted_window_mask((height, width), window, (shift_height, shift_width))
+    except ValueError as err:
+        raise ValueError(
+            f"{what}: height={height}, width={width}, window_height={window_height}, "
+            f"window_width={window_width}: {err}"
+        ) from None
     if queries != keys or queries != window_height * window_width:
-        raise ValueError(f"WindowAttentionMask: scores {tuple(input_shape)} need N = wh*ww")
+        raise ValueError(
+            f"{what}: scores {tuple(input_shape)} need N = window_height * window_width = "
+            f"{window_height} * {window_width}"
+        )
 
     def add_mask(scores):
         blocks = mask.shape[0]

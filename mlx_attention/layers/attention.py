@@ -10,6 +10,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .base import KerasLayer, KerasModule
+from .utils import check_bools, check_float, check_int, check_size
 
 ScoresFn = Callable[[mx.array], mx.array]
 
@@ -19,8 +20,7 @@ class Dropout(nn.Dropout):
     attention kernel) when it is off."""
 
     def __init__(self, rate: float = 0.0, *, what: str = "dropout"):
-        if not 0 <= rate < 1:
-            raise ValueError(f"{what}={rate} must be in [0, 1)")
+        rate = check_float(rate, what, minimum=0, below=1)
         super().__init__(rate)
         self.rate = rate
 
@@ -87,27 +87,36 @@ def merge_heads(x: mx.array) -> mx.array:
     return x.transpose(0, 2, 1, 3).reshape(batch, tokens, heads * dims)
 
 
+def check_block(what: str, dims: int, **flags: bool) -> int:
+    """A block's input channels (a positive int, returned) and its boolean arguments."""
+    check_bools(what, **flags)
+    return check_int(dims, "dims", minimum=1, what=what)
+
+
+def check_dense(what: str, in_dims: int, out_dims: int, sized_by: str) -> None:
+    """Refuse a projection of more than 2^31 weights before allocating it; ``sized_by`` names
+    the arguments that size it."""
+    check_size(in_dims * out_dims, f"{what}: a {in_dims} x {out_dims} projection ({sized_by})")
+
+
 def head_key_dim(dims: int, num_heads: int, key_dim: int) -> int:
     """kecam's per-head key width: ``key_dim`` if positive, else ``dims // num_heads``."""
-    if not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"num_heads={num_heads!r} must be a positive int")
-    kd = key_dim if key_dim > 0 else dims // num_heads
+    num_heads = check_int(num_heads, "num_heads", minimum=1)
+    kd = check_int(key_dim, "key_dim")
+    kd = kd if kd > 0 else dims // num_heads
     if kd < 1:
         raise ValueError(
             f"num_heads={num_heads} with key_dim={key_dim} on {dims} channels: the per-head key "
             f"width {dims} // {num_heads} is 0 (kecam's projection gets 0 units)"
         )
-    if not isinstance(kd, int):
-        raise ValueError(f"key_dim={key_dim!r} must be an int")
     return kd
 
 
 def output_dims(dims: int, out_shape: int | None, out_weight: bool) -> int:
     """kecam's ``out_shape``: the input channels unless an output projection gives another."""
-    out = dims if out_shape is None or not out_weight else out_shape
-    if not isinstance(out, int) or out < 1:
-        raise ValueError(f"out_shape={out_shape!r} must be a positive int or None")
-    return out
+    if out_shape is None or not out_weight:
+        return dims
+    return check_int(out_shape, "out_shape", minimum=1)
 
 
 def value_dims(dims: int, out_shape: int | None, out_weight: bool, num_heads: int) -> int:
@@ -147,6 +156,8 @@ def split_pos_emb(pos_emb) -> tuple[nn.Module | None, ScoresFn | None]:
 __all__ = [
     "Dropout",
     "attend",
+    "check_block",
+    "check_dense",
     "head_key_dim",
     "merge_heads",
     "output_dims",

@@ -10,7 +10,15 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .attention import Dropout, attend, head_key_dim, output_dims, qkv_output_layers
+from .attention import (
+    Dropout,
+    attend,
+    check_block,
+    check_dense,
+    head_key_dim,
+    output_dims,
+    qkv_output_layers,
+)
 from .base import KerasModule
 from .common import ChannelAffine
 
@@ -62,13 +70,18 @@ class ChannelSelfAttention(KerasModule):
         attn_dropout: float = 0.0, output_dropout: float = 0.0, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "ChannelSelfAttention"
+        dims = check_block(what, dims, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
         embed = num_heads * self.key_dim
+        out = output_dims(dims, out_dims, out_weight)
+        check_dense(what, dims, 3 * embed, "num_heads, key_dim")
+        check_dense(what, embed, out, "num_heads, key_dim, out_shape")
         self.out_weight = out_weight
         self.qkv = nn.Linear(dims, 3 * embed, bias=qkv_bias)
         if out_weight:
-            self.output = nn.Linear(embed, output_dims(dims, out_dims, out_weight), bias=out_bias)
+            self.output = nn.Linear(embed, out, bias=out_bias)
         self.attn_drop = Dropout(attn_dropout, what="attn_dropout")
         self.out_drop = Dropout(output_dropout, what="output_dropout")
 
@@ -116,9 +129,12 @@ class CrossCovarianceAttention(KerasModule):
         attn_dropout: float = 0.0, out_dropout: float = 0.0, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "CrossCovarianceAttention"
+        dims = check_block(what, dims, out_bias=out_bias)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
         embed = num_heads * self.key_dim
+        check_dense(what, max(dims, embed), 3 * embed, "num_heads, key_dim")
         self.qkv = nn.Linear(dims, 3 * embed, bias=True)
         self.temperature = ChannelAffine(
             (num_heads, 1, 1), use_bias=False, name=self.sub("temperature/no_weight_decay")

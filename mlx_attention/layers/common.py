@@ -14,7 +14,18 @@ import numpy as np
 
 from .. import ops
 from .base import KerasLayer, KerasModule
-from .utils import make_divisible, to_2tuple
+from .utils import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_pair,
+    check_shape,
+    check_size,
+    check_sizes,
+    check_str,
+    make_divisible,
+)
 
 
 def _hard_swish(x):
@@ -70,6 +81,12 @@ _KECAM_PREFIXES: dict[str, Callable[[mx.array], mx.array]] = {
 }
 
 
+def _mlx_eps(epsilon: float) -> float:
+    """MLX's norms refuse ``eps=0``, which kecam computes: the smallest normal float32 adds
+    nothing to a variance above ~1e-31, so it stands for 0 there."""
+    return max(epsilon, float(np.finfo(np.float32).tiny))
+
+
 def _float32_statistics(norm: Callable[[mx.array], mx.array]) -> Callable[[mx.array], mx.array]:
     """Run a normalisation in float32 for half-precision inputs (DESIGN.md: stats in float32)."""
 
@@ -103,12 +120,12 @@ class Activation(KerasModule):
         super().__init__(name)
         self.activation = activation
         self._fn: Callable[[mx.array], mx.array] | None = None
+        if dims is not None:
+            dims = check_int(dims, "dims", minimum=1, what="Activation")
         if activation is None:
             self._fn = lambda x: x
             return
-        if not isinstance(activation, str):
-            raise ValueError(f"activation must be a name or None, got {activation!r}")
-        lower = activation.lower()
+        lower = check_str(activation, "activation", what="Activation").lower()
         if lower == "prelu":
             if dims is None:
                 raise ValueError("activation='prelu' needs dims (the channel count)")
@@ -158,15 +175,11 @@ def _conv_padding(padding, kernel: tuple[int, int], use_torch_padding: bool):
     """kecam's padding rule: ``"same"`` means torch-style ``k // 2`` (dilation ignored) unless
     ``use_torch_padding=False``, where it means TF SAME; an int or pair is an explicit pad."""
     if isinstance(padding, str):
-        mode = padding.lower()
-        if mode not in ("same", "valid"):
-            raise ValueError(f"padding={padding!r}: expected 'same', 'valid', an int or a pair")
+        mode = check_choice(padding, "padding", ("same", "valid"), ignore_case=True)
         if mode == "valid":
             return (0, 0)
         return (kernel[0] // 2, kernel[1] // 2) if use_torch_padding else "tf_same"
-    pads = to_2tuple(padding, "padding")
-    if min(pads) < 0:
-        raise ValueError(f"padding={padding!r} must not be negative")
+    pads = check_pair(padding, "padding", minimum=0)
     if max(pads) == 0:
         return (0, 0)
     return pads if use_torch_padding else "tf_same"
@@ -198,18 +211,23 @@ class _Conv2d(KerasModule):
         groups: int = 1,
         dilation_rate=1,
         use_torch_padding: bool = True,
+        input_size: tuple[int, int] | None = None,
         name: str | None = None,
     ):
         super().__init__(name)
-        self.kernel_size = to_2tuple(kernel_size, "kernel_size")
-        self.strides = to_2tuple(strides, "strides")
-        self.dilation = to_2tuple(dilation_rate, "dilation_rate")
-        groups = max(1, groups)
-        for what, pair in (("kernel_size", self.kernel_size), ("strides", self.strides)):
-            if min(pair) < 1:
-                raise ValueError(f"{what}={pair} must be positive")
-        if min(self.dilation) < 1:
-            raise ValueError(f"dilation_rate={self.dilation} must be positive")
+        what = type(self).__name__
+        in_dims = check_int(in_dims, "in_dims", minimum=1, what=what)
+        # Keras refuses filters <= 0; MLX's CPU conv would end the process on a BLAS error
+        out_dims = check_int(out_dims, "filters", minimum=1, what=what)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", minimum=1, what=what)
+        self.strides = check_pair(strides, "strides", minimum=1, what=what)
+        self.dilation = check_pair(dilation_rate, "dilation_rate", minimum=1, what=what)
+        groups = max(1, check_int(groups, "groups", what=what))  # kecam: max(1, groups)
+        use_bias = check_bool(use_bias, "use_bias", what=what)
+        use_torch_padding = check_bool(use_torch_padding, "use_torch_padding", what=what)
+        kh, kw = self.kernel_size
+        sized_by = f"filters={out_dims}, kernel_size={self.kernel_size}, groups={groups}"
+        check_size(out_dims * kh * kw * (in_dims // groups), f"{what}: {sized_by}")
         if max(self.strides) > 1 and max(self.dilation) > 1:
             raise ValueError(
                 f"strides={self.strides} with dilation_rate={self.dilation}: Keras Conv2D does not "
@@ -220,7 +238,9 @@ class _Conv2d(KerasModule):
                 f"groups={groups} must divide the input channels {in_dims} and filters {out_dims}"
             )
         self.padding = _conv_padding(padding, self.kernel_size, use_torch_padding)
-        self.groups = groups
+        self.groups, self._group_dims = groups, in_dims // groups
+        if input_size is not None:  # before the kernel is allocated
+            self.output_size(*check_sizes(what, height=input_size[0], width=input_size[1]))
         self.conv = Conv2d(
             in_dims, out_dims, self.kernel_size, stride=self.strides, dilation=self.dilation,
             groups=groups, bias=use_bias,
@@ -236,6 +256,26 @@ class _Conv2d(KerasModule):
                 )
             ]
         return [(p, p) for p in self.padding]
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The output map of an input of this size; a ``ValueError`` where it is empty (Keras
+        cannot build a VALID conv whose dilated kernel is larger than the padded map)."""
+        (top, bottom), (left, right) = self.pads(height, width)
+        padded = (height + top + bottom) * (width + left + right) * self._group_dims
+        check_size(padded * self.groups, f"{type(self).__name__}: padding={self.padding}")
+        out = []
+        for size, pad, k, s, d in zip(
+            (height, width), (top + bottom, left + right), self.kernel_size, self.strides,
+            self.dilation,
+        ):  # fmt: skip
+            out.append((size + pad - d * (k - 1) - 1) // s + 1)
+        if min(out) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: kernel_size={self.kernel_size} with "
+                f"dilation_rate={self.dilation} is larger than the {height}x{width} input padded "
+                f"by padding={self.padding}: the output would be empty (Keras cannot build it)"
+            )
+        return out[0], out[1]
 
     def __call__(self, x: mx.array) -> mx.array:
         (top, bottom), (left, right) = self.pads(x.shape[1], x.shape[2])
@@ -257,6 +297,7 @@ class Conv2dNoBias(_Conv2d):
         filters: output channels.
         kernel_size, strides, padding, use_bias, groups, use_torch_padding: as kecam's.
         dilation_rate: Keras's ``dilation_rate`` (kecam's ``**kwargs``).
+        input_size: the ``(H, W)`` it is built for, if known: an empty output raises here.
         name: kecam's ``name=``; the Keras layer is ``name + "conv"``.
 
     Shape:
@@ -279,6 +320,7 @@ class DepthwiseConv2dNoBias(_Conv2d):
         depth_multiplier: Keras's ``depth_multiplier``; the output has ``dims * depth_multiplier``
             channels, channel ``c * M + m`` from input channel ``c``.
         dilation_rate: Keras's ``dilation_rate``.
+        input_size: the ``(H, W)`` it is built for, if known: an empty output raises here.
         name: kecam's ``name=``; the Keras layer is ``name + "dw_conv"``.
 
     Shape:
@@ -286,8 +328,9 @@ class DepthwiseConv2dNoBias(_Conv2d):
     """
 
     def __init__(self, dims: int, kernel_size, *, depth_multiplier: int = 1, **kwargs):
-        if depth_multiplier < 1:
-            raise ValueError(f"depth_multiplier={depth_multiplier} must be positive")
+        what = "DepthwiseConv2dNoBias"
+        depth_multiplier = check_int(depth_multiplier, "depth_multiplier", minimum=1, what=what)
+        dims = check_int(dims, "dims", minimum=1, what=what)
         super().__init__(dims, dims * depth_multiplier, kernel_size, groups=dims, **kwargs)
 
     def keras_layers(self):
@@ -316,8 +359,12 @@ class AntiAliasDownsample(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if kernel_size < 1 or strides < 1:
-            raise ValueError(f"kernel_size={kernel_size} and strides={strides} must be positive")
+        what = "AntiAliasDownsample"
+        dims = check_int(dims, "dims", minimum=1, what=what)
+        kernel_size = check_int(kernel_size, "kernel_size", minimum=1, what=what)
+        strides = check_int(strides, "strides", minimum=1, what=what)
+        trainable = check_bool(trainable, "trainable", what=what)
+        check_size(kernel_size * kernel_size * dims, f"{what}: kernel_size={kernel_size}")
         taps = np.array(np.poly1d((0.5, 0.5)) ** (kernel_size - 1), dtype=np.float32)
         self.keras_kernel = np.repeat((taps[:, None] * taps[None, :])[:, :, None, None], dims, 2)
         self.kernel_size, self.strides, self.trainable = kernel_size, strides, trainable
@@ -363,9 +410,13 @@ class BatchNormActivation(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if epsilon <= 0:
-            raise ValueError(f"epsilon={epsilon} must be positive")
-        self.bn = nn.BatchNorm(dims, eps=epsilon, momentum=1 - momentum)
+        what = "BatchNormActivation"
+        dims = check_int(dims, "dims", minimum=1, what=what)
+        zero_gamma = check_bool(zero_gamma, "zero_gamma", what=what)
+        epsilon = check_float(epsilon, "epsilon", minimum=0, what=what)
+        momentum = check_float(momentum, "momentum", what=what)
+        act_first = check_bool(act_first, "act_first", what=what)
+        self.bn = nn.BatchNorm(dims, eps=_mlx_eps(epsilon), momentum=1 - momentum)
         if zero_gamma:
             self.bn.weight = mx.zeros([dims])
         self.act = Activation(activation, dims=dims, name=name)
@@ -400,9 +451,11 @@ class LayerNorm(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if epsilon <= 0:
-            raise ValueError(f"epsilon={epsilon} must be positive")
-        self.ln = nn.LayerNorm(dims, eps=epsilon, bias=center)
+        dims = check_int(dims, "dims", minimum=1, what="LayerNorm")
+        zero_gamma = check_bool(zero_gamma, "zero_gamma", what="LayerNorm")
+        epsilon = check_float(epsilon, "epsilon", minimum=0, what="LayerNorm")
+        center = check_bool(center, "center", what="LayerNorm")
+        self.ln = nn.LayerNorm(dims, eps=_mlx_eps(epsilon), bias=center)
         if zero_gamma:
             self.ln.weight = mx.zeros([dims])
         self._norm = _float32_statistics(self.ln)
@@ -429,11 +482,12 @@ class GroupNorm(KerasModule):
 
     def __init__(self, dims: int, groups: int = 32, *, epsilon: float = 1e-5, name=None):
         super().__init__(name)
-        if groups < 1 or dims % groups:
-            raise ValueError(f"groups={groups} must divide the {dims} channels")
-        if epsilon <= 0:
-            raise ValueError(f"epsilon={epsilon} must be positive")
-        self.gn = nn.GroupNorm(groups, dims, eps=epsilon, pytorch_compatible=True)
+        dims = check_int(dims, "dims", minimum=1, what="GroupNorm")
+        groups = check_int(groups, "groups", minimum=1, what="GroupNorm")
+        if dims % groups:
+            raise ValueError(f"GroupNorm: groups={groups} must divide the {dims} channels")
+        epsilon = check_float(epsilon, "epsilon", minimum=0, what="GroupNorm")
+        self.gn = nn.GroupNorm(groups, dims, eps=_mlx_eps(epsilon), pytorch_compatible=True)
         self._norm = _float32_statistics(self.gn)
 
     def keras_layers(self):
@@ -465,10 +519,23 @@ class SqueezeExcite(KerasModule):
         use_bias: bool = True, use_conv: bool = True, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        hidden_act, out_act = (
-            tuple(activation) if isinstance(activation, (list, tuple)) else (activation, "sigmoid")
-        )
+        what = "SqueezeExcite"
+        dims = check_int(dims, "dims", minimum=1, what=what)
+        se_ratio = check_float(se_ratio, "se_ratio", what=what)
+        divisor = check_int(divisor, "divisor", minimum=1, what=what)
+        limit_round_down = check_float(limit_round_down, "limit_round_down", what=what)
+        use_bias = check_bool(use_bias, "use_bias", what=what)
+        use_conv = check_bool(use_conv, "use_conv", what=what)
+        if isinstance(activation, (list, tuple)):
+            if len(activation) != 2:
+                raise ValueError(f"{what}: activation={activation!r}: a name or a pair of names")
+            hidden_act, out_act = activation
+        else:
+            hidden_act, out_act = activation, "sigmoid"
+        # kecam's make_divisible keeps at least one divisor of channels, whatever the ratio
+        check_size(dims * se_ratio, f"{what}: se_ratio={se_ratio} of {dims} channels")
         reduction = make_divisible(dims * se_ratio, divisor, limit_round_down=limit_round_down)
+        check_size(dims * reduction, f"{what}: se_ratio={se_ratio} and divisor={divisor}")
         self.use_conv = use_conv
         self.reduce = nn.Linear(dims, reduction, bias=use_bias)
         self.hidden_act = Activation(hidden_act, dims=reduction, name=name)
@@ -499,9 +566,7 @@ class DropBlock(KerasModule):
 
     def __init__(self, drop_rate: float = 0.0, *, name: str | None = None):
         super().__init__(name)
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
-        self.drop_rate = drop_rate
+        self.drop_rate = check_float(drop_rate, "drop_rate", minimum=0, below=1, what="DropBlock")
 
     def __call__(self, x: mx.array) -> mx.array:
         if not self.training or self.drop_rate == 0:
@@ -531,7 +596,12 @@ class ChannelAffine(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        self.weight = mx.full(tuple(shape), weight_init_value, dtype=mx.float32)
+        shape = check_shape(shape, "ChannelAffine")
+        use_bias = check_bool(use_bias, "use_bias", what="ChannelAffine")
+        weight_init_value = check_float(
+            weight_init_value, "weight_init_value", what="ChannelAffine"
+        )
+        self.weight = mx.full(shape, weight_init_value, dtype=mx.float32)
         self.use_bias = use_bias
         if use_bias:
             self.bias = mx.zeros(tuple(shape))
@@ -558,7 +628,7 @@ class BiasLayer(KerasModule):
 
     def __init__(self, shape: Sequence[int], *, name: str | None = None):
         super().__init__(name)
-        self.bias = mx.zeros(tuple(shape))
+        self.bias = mx.zeros(check_shape(shape, "BiasLayer"))
 
     def keras_layers(self):
         return (KerasLayer(self.sub(""), "Weights", self, ("bias",)),)
@@ -584,8 +654,11 @@ class ClassToken(KerasModule):
         self, dims: int, *, num_tokens: int = 1, is_at_end: bool = False, name: str | None = None
     ):
         super().__init__(name)
-        if num_tokens < 1:
-            raise ValueError(f"num_tokens={num_tokens} must be positive")
+        dims = check_int(dims, "dims", minimum=1, what="ClassToken")
+        # kecam builds num_tokens=0 (a no-op concat)
+        num_tokens = check_int(num_tokens, "num_tokens", minimum=0, what="ClassToken")
+        check_size(num_tokens * dims, f"ClassToken: num_tokens={num_tokens}")
+        is_at_end = check_bool(is_at_end, "is_at_end", what="ClassToken")
         self.tokens = mx.zeros([1, num_tokens, dims])
         self.is_at_end = is_at_end
 
@@ -620,11 +693,15 @@ class MlpBlock(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if hidden_dim < 1:
-            raise ValueError(f"hidden_dim={hidden_dim} must be positive")
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate={drop_rate} must be in [0, 1)")
+        what = "MlpBlock"
+        dims = check_int(dims, "dims", minimum=1, what=what)
+        hidden_dim = check_int(hidden_dim, "hidden_dim", minimum=1, what=what)
+        output_channel = check_int(output_channel, "output_channel", what=what)
+        drop_rate = check_float(drop_rate, "drop_rate", minimum=0, below=1, what=what)
+        use_conv = check_bool(use_conv, "use_conv", what=what)
+        use_bias = check_bool(use_bias, "use_bias", what=what)
         out_dims = output_channel if output_channel > 0 else dims
+        check_size(hidden_dim * max(dims, out_dims), f"{what}: hidden_dim={hidden_dim}")
         self.use_conv = use_conv
         self.fc1 = nn.Linear(dims, hidden_dim, bias=use_bias)
         self.act = Activation(activation, dims=hidden_dim, name=name)

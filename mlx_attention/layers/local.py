@@ -12,17 +12,15 @@ import mlx.nn as nn
 import numpy as np
 
 from .. import ops
-from .attention import Dropout
+from .attention import Dropout, check_block, check_dense
 from .base import KerasLayer, KerasModule
 from .common import BatchNormActivation, Conv2dNoBias, GroupNorm
 from .positional import MultiHeadRelativePositionalKernelBias, RelativePositionalEmbedding
-from .utils import make_divisible, to_2tuple
+from .utils import check_float, check_int, check_pair, check_size, check_sizes, make_divisible
 
 
 def _check_positive(**values: int) -> None:
-    for what, value in values.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what}={value!r} must be a positive int")
+    check_sizes("", **values)
 
 
 def _avg_pool_3x3_s2(x: mx.array) -> mx.array:
@@ -104,7 +102,11 @@ class SplitAttentionConv2d(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "SplitAttentionConv2d"
         _check_positive(filters=filters, kernel_size=kernel_size, strides=strides, groups=groups)
+        in_dims = check_block(what, in_dims, downsample_first=downsample_first)
+        check_size(groups * filters * kernel_size**2 * in_dims, f"{what}: filters, kernel_size")
+        check_size(filters * groups * max(in_dims * groups // 4, 32), f"{what}: filters, groups")
         if in_dims % groups:
             raise ValueError(
                 f"groups={groups} must divide the {in_dims} input channels (kecam splits them)"
@@ -168,6 +170,8 @@ class CotAttention(KerasModule):
     ):  # fmt: skip
         super().__init__(name)
         _check_positive(kernel_size=kernel_size, strides=strides)
+        dims = check_block("CotAttention", dims, downsample_first=downsample_first)
+        check_size(dims * dims * kernel_size**2, f"CotAttention: kernel_size={kernel_size}")
         if dims % 8:
             raise ValueError(f"cot_attention needs channels divisible by 8 (reduction), got {dims}")
         if kernel_size % 2 == 0:
@@ -272,8 +276,14 @@ class OutlookAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "OutlookAttention"
+        in_dims = check_block(what, in_dims)
         head_dim = _outlook_heads(embed_dim, num_heads)
         _check_positive(kernel_size=kernel_size, strides=strides)
+        check_dense(what, in_dims, kernel_size**4 * num_heads, "kernel_size, num_heads")
+        check_dense(what, max(in_dims, embed_dim), embed_dim, "embed_dim")
+        if scale is not None:
+            scale = check_float(scale, "scale", what=what)
         if kernel_size // 2 >= strides:
             raise ValueError(
                 f"kernel_size={kernel_size} needs strides > kernel_size // 2 = {kernel_size // 2}, "
@@ -281,6 +291,11 @@ class OutlookAttention(KerasModule):
             )
         if input_size is not None:
             grid = tuple(-(-n // strides) for n in input_size)
+            # the SAME average pool pads the map to whole strides: grid * strides per axis
+            check_size(
+                grid[0] * grid[1] * strides**2 * in_dims,
+                f"{what}: strides={strides} on {tuple(input_size)} (its padded average pool)",
+            )
             rows, cols = ops.unfold_axis_maps(input_size, kernel_size, strides, 1, kernel_size // 2)
             if (rows.grid, cols.grid) != grid:
                 raise ValueError(
@@ -359,8 +374,14 @@ class OutlookAttentionSimple(KerasModule):
         input_size: tuple[int, int] | None = None, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "OutlookAttentionSimple"
+        in_dims = check_block(what, in_dims)
         head_dim = _outlook_heads(embed_dim, num_heads)
         _check_positive(kernel_size=kernel_size)
+        check_dense(what, in_dims, kernel_size**4 * num_heads, "kernel_size, num_heads")
+        check_dense(what, max(in_dims, embed_dim), embed_dim, "embed_dim")
+        if scale is not None:
+            scale = check_float(scale, "scale", what=what)
         if input_size is not None:
             pads = [-(-n // kernel_size) * kernel_size - n for n in input_size]
             if pads[0] != pads[1]:
@@ -428,15 +449,17 @@ class NeighborhoodAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "NeighborhoodAttention"
         _check_positive(kernel_size=kernel_size, num_heads=num_heads)
+        dims = check_block(what, dims, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={kernel_size} must be odd (kecam's reshape fails)")
+        key_dim = check_int(key_dim, "key_dim", what=what)
         key_dim = key_dim if key_dim > 0 else dims // num_heads
         if key_dim < 1:
             raise ValueError(f"num_heads={num_heads} leaves no key channels of the {dims} inputs")
-        self.dilation = to_2tuple(dilation_rate, "dilation_rate")
-        if min(self.dilation) < 1:
-            raise ValueError(f"dilation_rate={dilation_rate} must be positive")
+        check_dense(what, max(dims, num_heads * key_dim), 3 * num_heads * key_dim, "key_dim")
+        self.dilation = check_pair(dilation_rate, "dilation_rate", minimum=1, what=what)
         height, width = input_size
         self.padded = (
             max(height, kernel_size * self.dilation[0]),
@@ -444,6 +467,11 @@ class NeighborhoodAttention(KerasModule):
         )
         self.kernel_size, self.num_heads, self.key_dim = kernel_size, num_heads, key_dim
         embed = num_heads * key_dim
+        check_size(
+            self.padded[0] * self.padded[1] * max(3 * embed, num_heads * kernel_size**2),
+            f"{what}: kernel_size={kernel_size} with dilation_rate={self.dilation} pads the map "
+            f"to {self.padded[0]}x{self.padded[1]}",
+        )
         self.qkv = nn.Linear(dims, embed * 3, bias=qkv_bias)
         self.pos = MultiHeadRelativePositionalKernelBias(
             num_heads, *self.padded, kernel_size, dilation_rate=self.dilation, name=self.sub("pos")
@@ -522,17 +550,22 @@ class HaloAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "HaloAttention"
         _check_positive(num_heads=num_heads, block_size=block_size, strides=strides)
-        if not isinstance(halo_size, int) or halo_size < 0:
-            raise ValueError(f"halo_size={halo_size!r} must be a non-negative int")
+        dims = check_block(what, dims, out_weight=out_weight, out_bias=out_bias)
+        halo_size = check_int(halo_size, "halo_size", minimum=0, what=what)
+        # kecam: an int width above 1, a fraction of the channels below (make_divisible'd)
+        key_dim = check_float(key_dim, "key_dim", what=what)
         if key_dim > 1:
             key_dim = int(key_dim)
         elif key_dim > 0:
             key_dim = make_divisible(dims * key_dim, divisor=8) // num_heads
         else:
             key_dim = dims // num_heads
-        out_dims = dims if out_shape is None else out_shape
-        if key_dim < 1 or out_dims % num_heads:
+        out_dims = dims if out_shape is None else check_int(out_shape, "out_shape", what=what)
+        check_dense(what, dims, num_heads * key_dim + out_dims, "num_heads, key_dim, out_shape")
+        check_dense(what, out_dims, out_dims, "out_shape")
+        if key_dim < 1 or out_dims < 1 or out_dims % num_heads:
             raise ValueError(
                 f"num_heads={num_heads} must leave a key width (got {key_dim}) and divide the "
                 f"output channels out_shape={out_dims} (kecam's reshape fails)"
@@ -550,6 +583,12 @@ class HaloAttention(KerasModule):
         self.num_heads, self.key_dim, self.value_dim = num_heads, key_dim, out_dims // num_heads
         window = block_size + 2 * halo_size
         embed = num_heads * key_dim
+        blocks = (height // block_size) * (width // block_size)
+        check_size(
+            blocks * window**2 * (embed + out_dims),
+            f"{what}: halo_size={halo_size} with block_size={block_size} (the key/value windows "
+            "of one image)",
+        )
         self.query = nn.Linear(dims, embed, bias=False)
         self.key_value = nn.Linear(dims, embed + out_dims, bias=False)
         self.pos_emb = RelativePositionalEmbedding(

@@ -16,6 +16,8 @@ import numpy as np
 from .attention import (
     Dropout,
     attend,
+    check_block,
+    check_dense,
     head_key_dim,
     merge_heads,
     output_dims,
@@ -31,6 +33,7 @@ from .positional import (
     MultiHeadRelativePositionalEmbedding,
     RelativePositionalEmbedding,
 )
+from .utils import check_int, check_int_list, check_size, check_sizes
 
 
 def _bias_of(pos_emb: nn.Module, dtype: mx.Dtype) -> mx.array:
@@ -42,8 +45,7 @@ def _bias_of(pos_emb: nn.Module, dtype: mx.Dtype) -> mx.array:
 
 
 def _check_grid(height: int, width: int, what: str) -> None:
-    if not all(isinstance(v, int) and v > 0 for v in (height, width)):
-        raise ValueError(f"{what}: height={height!r} and width={width!r} must be positive ints")
+    check_sizes(what, height=height, width=width)
 
 
 class MultiHeadSelfAttention(KerasModule):
@@ -79,10 +81,14 @@ class MultiHeadSelfAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "MultiHeadSelfAttention"
+        dims = check_block(what, dims, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
         self.out_dims = value_dims(dims, out_dims, out_weight, num_heads)
         qk_dims = num_heads * self.key_dim
+        check_dense(what, dims, 2 * qk_dims + self.out_dims, "num_heads, key_dim, out_shape")
+        check_dense(what, self.out_dims, self.out_dims, "out_shape")
         self.qkv = nn.Linear(dims, 2 * qk_dims + self.out_dims, bias=qkv_bias)
         self.out_weight = out_weight
         if out_weight:
@@ -142,11 +148,15 @@ class BotNetAttention(KerasModule):
         out_bias: bool = False, attn_dropout: float = 0.0, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "BotNetAttention")
+        what = "BotNetAttention"
+        _check_grid(height, width, what)
+        dims = check_block(what, dims, relative=relative, out_weight=out_weight, out_bias=out_bias)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads, self.grid = num_heads, (height, width)
         self.out_dims = value_dims(dims, out_dims, out_weight, num_heads)
         qk_dims = num_heads * self.key_dim
+        check_dense(what, dims, 2 * qk_dims + self.out_dims, "num_heads, key_dim, out_shape")
+        check_dense(what, self.out_dims, self.out_dims, "out_shape")
         self.qkv = Conv2dNoBias(dims, 2 * qk_dims + self.out_dims, name=self.sub("qkv_"))
         self.pos_emb = RelativePositionalEmbedding(
             self.key_dim, height, width, use_absolute_pos=not relative, name=self.sub("pos_emb")
@@ -211,11 +221,15 @@ class CoAtNetAttention(KerasModule):
         attn_dropout: float = 0.0, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "CoAtNetAttention")
+        what = "CoAtNetAttention"
+        _check_grid(height, width, what)
+        dims = check_block(what, dims, out_weight=out_weight, qkv_bias=qkv_bias, out_bias=out_bias)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
         qk_dims = num_heads * self.key_dim
         out = output_dims(dims, out_dims, out_weight)
+        check_dense(what, dims, 3 * qk_dims, "num_heads, key_dim")
+        check_dense(what, qk_dims, out, "num_heads, key_dim, out_shape")
         self.use_global_query = global_query is not None and global_query is not False
         if self.use_global_query:
             if out != qk_dims:
@@ -323,13 +337,18 @@ class LightMHSA(KerasModule):
         dropout: float = 0.0, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "LightMHSA")
+        what = "LightMHSA"
+        _check_grid(height, width, what)
+        dims = check_block(
+            what, dims, qkv_bias=qkv_bias, use_bn=use_bn, out_weight=out_weight, out_bias=out_bias
+        )
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads = num_heads
         qk_dims = num_heads * self.key_dim
         out = output_dims(dims, out_dims, out_weight)
-        if not isinstance(sr_ratio, int) or sr_ratio < 1:
-            raise ValueError(f"sr_ratio={sr_ratio!r} must be a positive int")
+        check_dense(what, dims, 2 * qk_dims, "num_heads, key_dim")
+        check_dense(what, qk_dims, out, "num_heads, key_dim, out_shape")
+        sr_ratio = check_int(sr_ratio, "sr_ratio", minimum=1, what=what)
         if sr_ratio > min(height, width):
             raise ValueError(
                 f"sr_ratio={sr_ratio} exceeds the {height}x{width} input: kecam's {sr_ratio}x"
@@ -406,12 +425,10 @@ class LightMHSA(KerasModule):
         return self.output(out) if self.out_weight else out
 
 
-def _check_attn_ratio(attn_ratio) -> None:
-    if isinstance(attn_ratio, bool) or not isinstance(attn_ratio, int) or attn_ratio < 1:
-        raise ValueError(
-            f"attn_ratio={attn_ratio!r} must be a positive int: kecam sizes the value "
-            "reshape with it (a float raises a TypeError there)"
-        )
+def _check_attn_ratio(attn_ratio, what: str) -> int:
+    # kecam sizes the value reshape with it: a float raises a TypeError there, 0 corrupts the
+    # batch axis
+    return check_int(attn_ratio, "attn_ratio", minimum=1, what=what)
 
 
 class _LeViTOutput(KerasModule):
@@ -464,11 +481,18 @@ class LeViTAttention(KerasModule):
         out_bias: bool = False, activation: str | None = None, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "LeViTAttention")
-        _check_attn_ratio(attn_ratio)
+        what = "LeViTAttention"
+        _check_grid(height, width, what)
+        attn_ratio = _check_attn_ratio(attn_ratio, what)
+        dims = check_block(what, dims, use_bn=use_bn, qkv_bias=qkv_bias, out_bias=out_bias)
+        out_dims = check_int(out_dims, "output_dim", what=what)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads, self.attn_ratio = num_heads, attn_ratio
         qkv_dims = (attn_ratio + 2) * num_heads * self.key_dim
+        check_dense(what, dims, qkv_dims, "num_heads, key_dim, attn_ratio")
+        check_dense(
+            what, qkv_dims, max(out_dims, dims), "num_heads, key_dim, attn_ratio, output_dim"
+        )
         self.qkv = nn.Linear(dims, qkv_dims, bias=qkv_bias)
         self.use_bn = use_bn
         if use_bn:
@@ -529,13 +553,22 @@ class LeViTStridedAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "LeViTStridedAttention")
-        _check_attn_ratio(attn_ratio)
-        if not isinstance(strides, int) or strides < 1:
-            raise ValueError(f"strides={strides!r} must be a positive int")
+        what = "LeViTStridedAttention"
+        _check_grid(height, width, what)
+        attn_ratio = _check_attn_ratio(attn_ratio, what)
+        strides = check_int(strides, "strides", minimum=1, what=what)
+        dims = check_block(what, dims, use_bn=use_bn, qkv_bias=qkv_bias, out_bias=out_bias)
+        out_dims = check_int(out_dims, "output_dim", what=what)
         self.key_dim = head_key_dim(dims, num_heads, key_dim)
         self.num_heads, self.strides = num_heads, strides
         embed = num_heads * self.key_dim
+        check_dense(what, dims, (attn_ratio + 2) * embed, "num_heads, key_dim, attn_ratio")
+        check_dense(
+            what,
+            attn_ratio * embed,
+            max(out_dims, dims),
+            "num_heads, key_dim, attn_ratio, output_dim",
+        )
         self.q = nn.Linear(dims, embed, bias=qkv_bias)
         self.kv = nn.Linear(dims, (attn_ratio + 1) * embed, bias=qkv_bias)
         self.use_bn = use_bn
@@ -640,21 +673,27 @@ class CascadedGroupAttention(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        _check_grid(height, width, "CascadedGroupAttention")
+        what = "CascadedGroupAttention"
+        _check_grid(height, width, what)
+        dims = check_block(what, dims)
         key_dim = head_key_dim(dims, num_heads, key_dim)
+        check_dense(what, dims, 2 * key_dim + dims, "num_heads, key_dim")
         if dims % num_heads:
             raise ValueError(
                 f"num_heads={num_heads} must divide the {dims} input channels: kecam splits "
                 "them into equal groups"
             )
-        sizes = list(kernel_sizes) if isinstance(kernel_sizes, (list, tuple)) else [kernel_sizes]
-        sizes = sizes * num_heads if not isinstance(kernel_sizes, (list, tuple)) else sizes
+        if isinstance(kernel_sizes, (list, tuple)):
+            sizes = check_int_list(kernel_sizes, "kernel_sizes", what=what)
+        else:
+            sizes = [check_int(kernel_sizes, "kernel_sizes", what=what)] * num_heads
         sizes = sizes[:num_heads]
         if not sizes or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in sizes):
             raise ValueError(
                 f"kernel_sizes={kernel_sizes!r} must be odd positive ints (an even kernel grows "
                 "kecam's 'same'-padded query grid and its reshape fails)"
             )
+        check_size(max(sizes) ** 2 * key_dim, f"{what}: kernel_sizes={kernel_sizes!r}")
         group = dims // num_heads
         self.heads = [
             _CascadedHead(group, key_dim, group, k, height, width, name=self.sub(f"{i + 1}_"))

@@ -23,7 +23,16 @@ import numpy as np
 
 from .base import KerasLayer, KerasLayouts, KerasModule
 from .common import Conv2d
-from .utils import to_2tuple
+from .utils import (
+    check_bool,
+    check_bools,
+    check_float,
+    check_int,
+    check_int_list,
+    check_pair,
+    check_size,
+    check_sizes,
+)
 
 RESIZE_METHODS = ("nearest", "bilinear", "bicubic")
 
@@ -210,8 +219,11 @@ class RelativePositionalEmbedding(_KecamWeights):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(key_dim, height, width) < 1:
-            raise ValueError(f"key_dim={key_dim}, height={height}, width={width} must be positive")
+        what = "RelativePositionalEmbedding"
+        key_dim, height, width = check_sizes(what, key_dim=key_dim, height=height, width=width)
+        position_height = check_int(position_height, "position_height", what=what)
+        position_width = check_int(position_width, "position_width", what=what)
+        check_bools(what, use_absolute_pos=use_absolute_pos, dynamic_shape=dynamic_shape)
         position_width = position_width if position_width > 0 else position_height
         self.height, self.width, self.key_dim = height, width, key_dim
         self.position_height = position_height if position_height > height else height
@@ -219,6 +231,8 @@ class RelativePositionalEmbedding(_KecamWeights):
         self.use_absolute_pos, self.dynamic_shape = use_absolute_pos, dynamic_shape
         ph, pw = self.position_height, self.position_width
         lh, lw = (ph, pw) if use_absolute_pos else (2 * ph - 1, 2 * pw - 1)
+        sized = f"{what}: position_height={position_height}, position_width={position_width}"
+        check_size(key_dim * max(lh, lw) + height * width * ph * pw, sized)  # the output too
         scale = key_dim**-0.5
         self.r_height = mx.random.normal((key_dim, lh)) * scale
         self.r_width = mx.random.normal((key_dim, lw)) * scale
@@ -280,16 +294,20 @@ class MultiHeadRelativePositionalEmbedding(_KecamWeights):
         key_blocks: int | None = None, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(num_heads, height, width) < 1:
-            raise ValueError(
-                f"num_heads={num_heads}, height={height}, width={width} must be positive"
-            )
+        what = "MultiHeadRelativePositionalEmbedding"
+        num_heads, height, width = check_sizes(
+            what, num_heads=num_heads, height=height, width=width
+        )
+        with_cls_token = check_bool(with_cls_token, "with_cls_token", what=what)
+        if key_blocks is not None:
+            key_blocks = check_int(key_blocks, "key_blocks", minimum=1, what=what)
         cls = 1 if with_cls_token else 0
         self.cls_pos_len = 3 if with_cls_token else 0
         self.height, self.width, self.with_cls_token = height, width, with_cls_token
         query_blocks = cls + height * width
         key_blocks = query_blocks if key_blocks is None else key_blocks
         size = (2 * height - 1) * (2 * width - 1) + self.cls_pos_len
+        check_size(max(num_heads * size, query_blocks**2), f"{what}: a {height}x{width} grid")
         index = xy_relative_index(height, width)
         if key_blocks != query_blocks:
             index = index[:, -(key_blocks - cls) :]
@@ -352,11 +370,15 @@ class MultiHeadPositionalEmbedding(_KecamWeights):
         query_height: int = -1, key_height: int = -1, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(query_blocks, key_blocks) < 1 or (num_heads is not None and num_heads < 1):
-            raise ValueError(
-                f"num_heads={num_heads}, query_blocks={query_blocks}, key_blocks={key_blocks} "
-                "must be positive"
-            )
+        what = "MultiHeadPositionalEmbedding"
+        query_blocks, key_blocks = check_sizes(
+            what, query_blocks=query_blocks, key_blocks=key_blocks
+        )
+        if num_heads is not None:
+            num_heads = check_int(num_heads, "num_heads", minimum=1, what=what)
+        query_height = check_int(query_height, "query_height", what=what)
+        key_height = check_int(key_height, "key_height", what=what)
+        check_size(query_blocks * key_blocks * (num_heads or 1), f"{what}: the scores table")
         if query_height == -1:
             qh = qw = _isqrt(query_blocks)
         elif query_height > 0:
@@ -385,7 +407,8 @@ class MultiHeadPositionalEmbedding(_KecamWeights):
         index = dx + dy * kh
         if index.max() >= key_blocks:
             raise ValueError(
-                f"query {qh}x{qw} with stride {strides} over keys {kh}x{kw}: kecam's offset "
+                f"query_height={query_height}, key_height={key_height}: query {qh}x{qw} with "
+                f"stride {strides} over keys {kh}x{kw}: kecam's offset "
                 f"{index.max()} is outside its {key_blocks}-entry table"
             )
         self.key_grid = (kh, kw)
@@ -453,14 +476,12 @@ class MultiHeadRelativePositionalKernelBias(_KecamWeights):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(num_heads, height, width, kernel_size) < 1:
-            raise ValueError(
-                f"num_heads={num_heads}, height={height}, width={width}, "
-                f"kernel_size={kernel_size} must be positive"
-            )
-        dilation = to_2tuple(dilation_rate, "dilation_rate")
-        if min(dilation) < 1:
-            raise ValueError(f"dilation_rate={dilation_rate} must be positive")
+        what = "MultiHeadRelativePositionalKernelBias"
+        num_heads, height, width, kernel_size = check_sizes(
+            what, num_heads=num_heads, height=height, width=width, kernel_size=kernel_size
+        )
+        dilation = check_pair(dilation_rate, "dilation_rate", minimum=1, what=what)
+        is_heads_first = check_bool(is_heads_first, "is_heads_first", what=what)
         for what, total, d in (("height", height, dilation[0]), ("width", width, dilation[1])):
             if total < (kernel_size - 1) * d:
                 raise ValueError(
@@ -468,6 +489,9 @@ class MultiHeadRelativePositionalKernelBias(_KecamWeights):
                     f"(kernel_size={kernel_size} - 1) * dilation {d} = {(kernel_size - 1) * d}"
                 )
         pos_size = 2 * kernel_size - 1
+        check_size(
+            max(num_heads * pos_size**2, height * width * kernel_size**2), f"{what}: the table"
+        )
         idx = np.arange(kernel_size)
         taps = (idx[:, None] * pos_size + idx[None, :]).reshape(-1)
         rows = _nat_pad_bias(kernel_size, height, dilation[0])
@@ -519,18 +543,20 @@ class BiasPositionalEmbedding(_KecamWeights):
         shape: Sequence[int] | None = None, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(num_heads, query_blocks, key_blocks) < 1:
-            raise ValueError(
-                f"num_heads={num_heads}, query_blocks={query_blocks}, key_blocks={key_blocks} "
-                "must be positive"
-            )
+        what = "BiasPositionalEmbedding"
+        num_heads, query_blocks, key_blocks = check_sizes(
+            what, num_heads=num_heads, query_blocks=query_blocks, key_blocks=key_blocks
+        )
+        attn_height = check_int(attn_height, "attn_height", what=what)
+        check_size(num_heads * query_blocks * key_blocks, f"{what}: the table")
         query_hh = _isqrt(query_blocks) if attn_height == -1 else attn_height
         if query_hh < 1:
             raise ValueError(f"attn_height={attn_height} must be -1 or positive")
         sr_ratio = int((float(query_blocks) / float(key_blocks)) ** 0.5)
         if sr_ratio < 1 or query_hh // sr_ratio < 1:
             raise ValueError(
-                f"query_blocks={query_blocks}, key_blocks={key_blocks}: kecam's reduction ratio "
+                f"attn_height={attn_height}, query_blocks={query_blocks}, key_blocks={key_blocks}: "
+                f"kecam's reduction ratio "
                 f"int(sqrt(Q / K)) = {sr_ratio} leaves no key rows (it divides by zero)"
             )
         self.query_grid = (query_hh, int(float(query_blocks) / query_hh))
@@ -568,7 +594,7 @@ def _depthwise(channels: int, kernel_size: int) -> Conv2d:
 
 
 def _check_odd(kernel_size: int, what: str) -> None:
-    if kernel_size < 1 or kernel_size % 2 == 0:
+    if check_int(kernel_size, what) < 1 or kernel_size % 2 == 0:
         raise ValueError(
             f"{what}={kernel_size}: kecam pads k // 2 on each side, so only an odd kernel keeps "
             "the grid size"
@@ -596,9 +622,10 @@ class ConvPositionalEncoding(KerasModule):
         self, dims: int, height: int, width: int, *, kernel_size: int = 3, name: str | None = None
     ):
         super().__init__(name)
+        what = "ConvPositionalEncoding"
+        dims, height, width = check_sizes(what, dims=dims, height=height, width=width)
         _check_odd(kernel_size, "kernel_size")
-        if min(dims, height, width) < 1:
-            raise ValueError(f"dims={dims}, height={height}, width={width} must be positive")
+        check_size(dims * kernel_size * kernel_size, f"{what}: kernel_size={kernel_size}")
         self.height, self.width = height, width
         self.conv = _depthwise(dims, kernel_size)
 
@@ -650,7 +677,12 @@ class ConvRelativePositionalEncoding(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        head_splits, head_kernel_size = list(head_splits), list(head_kernel_size)
+        what = "ConvRelativePositionalEncoding"
+        num_heads, key_dim, height, width = check_sizes(
+            what, num_heads=num_heads, key_dim=key_dim, height=height, width=width
+        )
+        head_splits = check_int_list(head_splits, "head_splits", what=what)
+        head_kernel_size = check_int_list(head_kernel_size, "head_kernel_size", what=what)
         if len(head_splits) != len(head_kernel_size):
             raise ValueError(
                 f"head_splits={head_splits} and head_kernel_size={head_kernel_size} differ in "
@@ -660,10 +692,9 @@ class ConvRelativePositionalEncoding(KerasModule):
             raise ValueError(
                 f"head_splits={head_splits} must be positive and sum to num_heads={num_heads}"
             )
-        for k in head_kernel_size:
+        for s, k in zip(head_splits, head_kernel_size):
             _check_odd(k, "head_kernel_size")
-        if min(key_dim, height, width) < 1:
-            raise ValueError(f"key_dim={key_dim}, height={height}, width={width} must be positive")
+            check_size(s * key_dim * k * k, f"{what}: head_kernel_size={head_kernel_size}")
         self.num_heads, self.key_dim, self.height, self.width = num_heads, key_dim, height, width
         self._splits = [s * key_dim for s in head_splits]
         self.convs = [_depthwise(c, k) for c, k in zip(self._splits, head_kernel_size)]
@@ -697,10 +728,12 @@ def swin_log_coords(height: int, width: int, pos_scale=-1) -> np.ndarray:
     Raises:
         ValueError: when the normalisation is 0/0 or x/0 (a window or ``pos_scale`` of 1).
     """
-    if pos_scale == -1:
+    scale = pos_scale if isinstance(pos_scale, (list, tuple)) else (pos_scale,)
+    scale = tuple(check_float(s, "pos_scale") for s in scale)
+    if scale == (-1,):
         scale = (height, width)
-    else:
-        scale = tuple(pos_scale) if isinstance(pos_scale, (list, tuple)) else (pos_scale,) * 2
+    elif len(scale) == 1:
+        scale = scale * 2
     if len(scale) != 2 or min(scale) == 1:
         raise ValueError(
             f"pos_scale={pos_scale!r} with a {height}x{width} window: kecam normalises by "
@@ -735,8 +768,9 @@ class PairWiseRelativePositionalEmbedding(KerasModule):
 
     def __init__(self, height: int, width: int, *, pos_scale=-1, name: str | None = None):
         super().__init__(name)
-        if min(height, width) < 1:
-            raise ValueError(f"height={height}, width={width} must be positive")
+        what = "PairWiseRelativePositionalEmbedding"
+        height, width = check_sizes(what, height=height, width=width)
+        check_size((height * width) ** 2, f"{what}: a {height}x{width} window")
         self.height, self.width, self.pos_scale = height, width, pos_scale
         self._coords = mx.array(swin_log_coords(height, width, pos_scale))
         self._index = mx.array(xy_relative_index(height, width).astype(np.int32))
@@ -783,11 +817,15 @@ class MlpPairwisePositionalEmbedding(_KecamWeights):
         if self.is_deploy_mode:
             self.deploy_bias = mx.zeros((1, *deploy_shape))
             return
-        if min(dims, height, width, hidden_dim) < 1 or extra_tokens < 0:
-            raise ValueError(
-                f"dims={dims}, height={height}, width={width}, hidden_dim={hidden_dim} must be "
-                f"positive and extra_tokens={extra_tokens} not negative"
-            )
+        what = "MlpPairwisePositionalEmbedding"
+        dims, height, width, hidden_dim = check_sizes(
+            what, dims=dims, height=height, width=width, hidden_dim=hidden_dim
+        )
+        extra_tokens = check_int(extra_tokens, "extra_tokens", minimum=0, what=what)
+        check_bools(what, use_absolute_pos=use_absolute_pos, compressed=compressed)
+        check_size(hidden_dim * max(dims, 2 * height * width), f"{what}: hidden_dim={hidden_dim}")
+        if not use_absolute_pos:
+            check_size((height * width + extra_tokens) ** 2 * dims, f"{what}: the pairwise bias")
         self.use_absolute_pos, self.extra_tokens = use_absolute_pos, extra_tokens
         if use_absolute_pos:
             if min(height, width) < 2:
@@ -866,11 +904,11 @@ class PositionalEmbedding(_KecamWeights):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(dims, height, width) < 1 or (num_tokens is not None and num_tokens < 1):
-            raise ValueError(
-                f"dims={dims}, height={height}, width={width}, num_tokens={num_tokens} must be "
-                "positive"
-            )
+        what = "PositionalEmbedding"
+        dims, height, width = check_sizes(what, dims=dims, height=height, width=width)
+        if num_tokens is not None:
+            num_tokens = check_int(num_tokens, "num_tokens", minimum=1, what=what)
+        check_size(dims * (num_tokens or height * width), f"{what}: the table")
         self.height, self.width, self.num_tokens = height, width, num_tokens
         shape = (1, height, width, dims) if num_tokens is None else (1, num_tokens, dims)
         self.positional_embedding = mx.random.truncated_normal(-2, 2, shape) * 0.2
@@ -934,7 +972,12 @@ class PositionalEncodingFourier(_KecamWeights):
         temperature: float = 1e4, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if min(dims, height, width) < 1 or filters < 2 or filters % 2:
+        what = "PositionalEncodingFourier"
+        dims, height, width = check_sizes(what, dims=dims, height=height, width=width)
+        filters = check_int(filters, "filters", what=what)
+        temperature = check_float(temperature, "temperature", above=0, what=what)
+        check_size(2 * filters * max(dims, height * width), f"{what}: filters={filters}")
+        if filters < 2 or filters % 2:
             raise ValueError(
                 f"filters={filters}: kecam interleaves sin and cos pairs, so it must be a "
                 f"positive even number (dims={dims}, height={height}, width={width} positive)"
@@ -1004,6 +1047,20 @@ class PositionalEncodingFourierRot(KerasModule):
         reg_ref_feature_shape: int | None = 14, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
+        what = "PositionalEncodingFourierRot"
+        channels, height, width = check_sizes(what, channels=channels, height=height, width=width)
+        num_heads = check_int(num_heads, "num_heads", what=what)
+        num_reg_tokens = check_int(num_reg_tokens, "num_reg_tokens", what=what)
+        with_cls_token = check_bool(with_cls_token, "with_cls_token", what=what)
+        temperature = check_float(temperature, "temperature", above=0, what=what)
+        reg_temperature = check_float(reg_temperature, "reg_temperature", above=0, what=what)
+        for arg, value in (
+            ("ref_feature_shape", ref_feature_shape),
+            ("reg_ref_feature_shape", reg_ref_feature_shape),
+        ):
+            if value is not None:
+                check_float(value, arg, what=what)
+        check_size(height * width * channels, f"{what}: the rotary table")
         if min(channels, height, width) < 1 or channels % 2 or num_reg_tokens < 0:
             raise ValueError(
                 f"channels={channels} must be positive and even (kecam rotates channel pairs), "

@@ -18,14 +18,20 @@ from .attention import Dropout, attend, qkv_output_layers
 from .base import KerasLayer, KerasModule
 from .common import BiasLayer
 from .positional import MlpPairwisePositionalEmbedding
-from .utils import to_2tuple
+from .utils import (
+    check_bool,
+    check_float,
+    check_int,
+    check_pair,
+    check_shape,
+    check_size,
+    check_sizes,
+)
 
 
 def _clamped_window(window_size, input_size: tuple[int, int]) -> tuple[int, int]:
     """kecam clamps the window to the map: ``min(window, size)`` per axis."""
-    window = to_2tuple(window_size, "window_size")
-    if min(window) < 1:
-        raise ValueError(f"window_size={window_size!r} must be positive")
+    window = check_pair(window_size, "window_size", minimum=1)
     return min(window[0], input_size[0]), min(window[1], input_size[1])
 
 
@@ -51,8 +57,17 @@ class ExpLogitScale(KerasModule):
         max_value: float = math.log(100.0), name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        self.scale = mx.full(tuple(shape), init_value, dtype=mx.float32)
-        self.max_value = float(max_value)
+        what = "ExpLogitScale"
+        shape = check_shape(shape, what)
+        init_value = check_float(init_value, "init_value", what=what)
+        max_value = check_float(max_value, "max_value", what=what)
+        if min(init_value, max_value) > math.log(3.4e38):
+            raise ValueError(
+                f"{what}: init_value={init_value} and max_value={max_value}: the scale "
+                f"exp({min(init_value, max_value)}) overflows float32 (kecam returns inf)"
+            )
+        self.scale = mx.full(shape, init_value, dtype=mx.float32)
+        self.max_value = max_value
 
     def keras_layers(self):
         return (KerasLayer(self.sub(""), "Weights", self, ("scale",)),)
@@ -99,12 +114,16 @@ class WindowMhsaPairWise(KerasModule):
         name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"num_heads={num_heads!r} must be a positive int")
+        what = "WindowMhsaPairWise"
+        dims, num_heads = check_sizes(what, dims=dims, num_heads=num_heads)
+        key_dim = check_int(key_dim, "key_dim", what=what)
+        check_bool(out_bias, "out_bias", what=what)
+        check_bool(qv_bias, "qv_bias", what=what)
         key_dim = key_dim if key_dim > 0 else dims // num_heads
         if key_dim < 1:
             raise ValueError(f"num_heads={num_heads} leaves no key channels of the {dims} inputs")
-        height, width = window
+        height, width = check_pair(window, "window", minimum=1, what=what)
+        check_size(max(dims, num_heads * key_dim) * 3 * num_heads * key_dim, f"{what}: key_dim")
         if min(height, width) < 2:
             raise ValueError(
                 f"a {height}x{width} window (window_size / input): kecam normalises the relative "
@@ -182,7 +201,10 @@ class ShiftedWindowAttention(KerasModule):
         shift_size: float = 0, pos_scale=-1, name: str | None = None,
     ):  # fmt: skip
         super().__init__(name)
-        if not isinstance(num_heads, int) or num_heads < 1 or dims % num_heads:
+        what = "ShiftedWindowAttention"
+        dims, num_heads = check_sizes(what, dims=dims, num_heads=num_heads)
+        shift_size = check_float(shift_size, "shift_size", what=what)
+        if dims % num_heads:
             raise ValueError(
                 f"num_heads={num_heads!r} must divide the {dims} channels (kecam's window "
                 "reverse fails on the heads * key_dim output)"
@@ -244,7 +266,7 @@ class WindowAttention(KerasModule):
         super().__init__(name)
         self.window = _clamped_window(window_size, input_size)
         self.grid = ops.window_grid(input_size, self.window)
-        self.is_grid = is_grid
+        self.is_grid = check_bool(is_grid, "is_grid", what="WindowAttention")
         self.attention = attention
 
     def __call__(self, x: mx.array) -> mx.array:

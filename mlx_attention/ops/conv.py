@@ -57,6 +57,13 @@ def conv2d(
     """
     stride, dilation = to_pair(stride, "stride"), to_pair(dilation, "dilation")
     padding = to_pair(padding, "padding")
+    if 0 in weight.shape or x.shape[-1] == 0:
+        # MLX's CPU conv hands the empty GEMM to BLAS, which prints an error and exits the
+        # process with status 0: refuse it here, where it can still be caught
+        raise ValueError(
+            f"conv2d: weight {tuple(weight.shape)} on input channels {x.shape[-1]}: zero output "
+            "channels, taps or input channels"
+        )
     if groups == 1 or mx.default_device() != mx.cpu:
         out = mx.conv2d(x, weight, stride, padding, dilation, groups)
     else:
