@@ -5,11 +5,11 @@
   (CoaT), as a gather + lerp of MLX arrays, so it runs inside a model and has a gradient.
 - :func:`resize_bicubic_antialias`: ``method="bicubic", antialias=True`` (TF's
   ``ScaleAndTranslate`` with the Keys cubic kernel), the resize of kecam's ImageNet evaluation;
-  as dense per-axis weight matrices, meant for images before the model.
+  a sum over each output's span of taps in TF's order, meant for images before the model.
 
 Both build their per-axis tables in float32 with TF's own expressions, so the sampling positions
-(and the floor/ceil decisions on them) are TF's; the arithmetic on pixels then agrees to float32
-rounding.
+(and the floor/ceil decisions on them) are TF's, and apply them in TF's order of operations (on
+this Linux CPU, both give TF's float32 results bit for bit).
 """
 
 from __future__ import annotations
