@@ -258,6 +258,7 @@ def test_two_processes_download_once(server, caches, tmp_path):
 @pytest.mark.parametrize("name", ["coatnet0", "nat_mini", "dinat_large"])
 def test_resolve_matches_kecams_reload_model_weights(monkeypatch, shape, name):
     pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
+    pytest.importorskip("keras_cv_attention_models", reason="kecam is not installed")
     from keras_cv_attention_models import download_and_load
     from keras_cv_attention_models.coatnet import coatnet
     from keras_cv_attention_models.nat import nat
