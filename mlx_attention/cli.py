@@ -340,6 +340,17 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _expected_errors(command: str) -> tuple[type[Exception], ...]:
+    """What a command reports in one line, without a traceback: a bad file or argument; for the
+    model commands also a missing file, an argument kecam's constructor does not take, and
+    weights that cannot be had (offline, a bad checksum)."""
+    if command not in MODEL_COMMANDS:
+        return (ValueError,)
+    from .models._download import WeightsDownloadError
+
+    return (ValueError, OSError, TypeError, WeightsDownloadError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # its own options, parsed by the benchmark runner
@@ -444,12 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": demo, "info": info, "inspect": inspect, "models": models_command,
         "predict": predict, "convert": convert, "evaluate": evaluate_command,
     }[args.command]  # fmt: skip
-    # a bad file or argument: say what, without a traceback (the model commands also get
-    # missing files and constructor arguments kecam does not take)
-    expected = (ValueError, OSError, TypeError) if args.command in MODEL_COMMANDS else ValueError
     try:
         return handler(args)
-    except expected as err:
+    except _expected_errors(args.command) as err:
         print(f"mlx-attention {args.command}: {err}", file=sys.stderr)
         return 2
 

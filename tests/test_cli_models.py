@@ -317,6 +317,65 @@ def test_predict_errors_are_one_line(capsys, tmp_path, converted):
     )
 
 
+@pytest.fixture
+def release(monkeypatch, tmp_path):
+    """The 1000-class fixture registered as kecam's ``imagenet`` release file of its model name,
+    empty caches, and a release URL where nothing listens (offline)."""
+    entry = INDEX[PREDICT_CASE]
+    h5 = FIXTURES / entry["weights"]
+    model_name = entry["kwargs"]["model_name"]
+    md5 = hashlib.md5(h5.read_bytes()).hexdigest()
+    monkeypatch.setitem(models.nat.PRETRAINED_DICT, model_name, {"imagenet": md5})
+    monkeypatch.setenv("MLX_ATTENTION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("MLX_ATTENTION_WEIGHTS_URL", "http://127.0.0.1:9")
+    return h5, f"{model_name}_imagenet.h5", tmp_path
+
+
+def _predict_tag(capsys, image: str, *extra: str):
+    entry = INDEX[PREDICT_CASE]
+    return run(
+        capsys,
+        "predict",
+        image,
+        "--model",
+        entry["builder"],
+        "--weights",
+        "imagenet",
+        *kwarg_options(entry["kwargs"]),
+        *extra,
+    )
+
+
+def test_predict_with_a_tag_offline_says_where_to_put_the_file(capsys, release):
+    h5, file_name, root = release
+    image = str(write_image(root / "a.png", 32, 32))
+    code, out, err = _predict_tag(capsys, image)
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert file_name in err and "http://127.0.0.1:9/nat/" in err and str(root / "cache") in err
+
+
+@pytest.mark.parametrize("cache", ["cache", "keras/models"])
+def test_predict_with_a_tag_uses_the_cached_release_file(capsys, release, cache):
+    h5, file_name, root = release
+    (root / cache).mkdir(parents=True)
+    shutil.copy(h5, root / cache / file_name)
+    image = str(write_image(root / "a.png", 32, 32))
+    code, out, err = _predict_tag(capsys, image)
+    assert code == 0, err
+    _, from_file, _ = run(
+        capsys,
+        "predict",
+        image,
+        "--model",
+        INDEX[PREDICT_CASE]["builder"],
+        "--weights",
+        str(h5),
+        *kwarg_options(INDEX[PREDICT_CASE]["kwargs"]),
+    )
+    assert predicted_rows(out) == predicted_rows(from_file)
+
+
 def test_predict_ten_classes_has_no_labels(capsys, tmp_path):
     case = next(k for k, v in INDEX.items() if v["kwargs"].get("num_classes") == 10)
     entry = INDEX[case]
