@@ -197,6 +197,14 @@ def test_offline_names_the_url_and_where_to_put_the_file(monkeypatch, caches):
     assert leftovers(caches[0]) == []
 
 
+def test_an_unwritable_cache_folder_says_so(server, monkeypatch, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("MLX_ATTENTION_CACHE", str(tmp_path / "a_file" / "cache"))
+    with pytest.raises(WeightsDownloadError, match="cannot write to the cache folder"):
+        fetch(toy())
+    assert server.requests == {}
+
+
 def test_kecams_cache_is_used_without_a_request(server, caches):
     caches[1].mkdir(parents=True)
     (caches[1] / "toy_imagenet.h5").write_bytes(PAYLOAD)

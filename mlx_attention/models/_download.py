@@ -160,6 +160,8 @@ def fetch(release: ReleaseFile, *, progress: bool = True) -> Path:
         WeightsDownloadError: offline, an HTTP error, or a download with another md5 (removed);
             the message names the file, the URL and where to put the file by hand.
     """
+    import fcntl  # here, not at the top: POSIX only, and only a download needs it
+
     found = _cached(release)
     if found is not None:
         return found
@@ -167,27 +169,17 @@ def fetch(release: ReleaseFile, *, progress: bool = True) -> Path:
     target = folder / release.file_name
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / f"{release.file_name}.lock", "a")
     except OSError as error:
-        raise _error(release, target, f"cannot create the cache folder: {error}") from error
-    with _locked(folder / f"{release.file_name}.lock"):
+        raise _error(release, target, f"cannot write to the cache folder: {error}") from error
+    with lock:  # closing the lock file releases the lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
         # another process may have finished the download while this one waited for the lock
         found = _cached(release)
         if found is not None:
             return found
         _download(release, target, progress)
     return target
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    import fcntl
-
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _download(release: ReleaseFile, target: Path, progress: bool) -> None:
