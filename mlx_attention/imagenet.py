@@ -129,7 +129,9 @@ def preprocess_input(image, pretrained_cfg_or_input_shape, rescale_mode=None) ->
         image: ``[H, W, C]`` or ``[B, H, W, C]`` (NumPy, MLX, a PIL image, or a sequence of
             same-sized images), any real dtype.
         pretrained_cfg_or_input_shape: a model's ``pretrained_cfg`` (its ``input_shape`` and
-            ``rescale_mode``) or an input shape (kecam's rule: see :func:`_target`).
+            ``rescale_mode``) or an input shape, read as kecam does: ``(B, H, W, C)`` drops the
+            batch, ``(H, W, C)`` its smallest axis (kecam's guess of the channels), ``(H, W)``
+            is the size; a dynamic (``None``) size raises, as in kecam.
         rescale_mode: overrides the ``pretrained_cfg``'s; see :func:`rescale_mean_std`.
             Default: the cfg's, else ``"torch"``.
 

@@ -14,6 +14,7 @@ this Linux CPU, both give TF's float32 results bit for bit).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import mlx.core as mx
@@ -85,6 +86,7 @@ def keys_cubic(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 2, np.float32(0), np.where(x >= 1, far, near)).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=64)  # evaluation sees the same few sizes over and over
 def scale_and_translate_spans(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """One axis of TF's antialiased ``ScaleAndTranslate``: ``(starts [out], weights [out, span])``.
 
@@ -113,6 +115,7 @@ def scale_and_translate_spans(in_size: int, out_size: int) -> tuple[np.ndarray, 
         if abs(total) >= 1000.0 * np.finfo(np.float32).tiny:
             weights[i, : end - start] = row * (np.float32(1.0) / total)
         starts[i] = start
+    starts.flags.writeable = weights.flags.writeable = False  # shared by the cache
     return starts, weights
 
 
