@@ -257,17 +257,16 @@ def predict(args: argparse.Namespace) -> int:
     model = models.create_model(
         name, pretrained=args.weights, dtype=DTYPES[args.dtype], **_model_kwargs(args)
     )
-    if model.pretrained_cfg.get("labels") is None:
+    if model.pretrained_cfg.get("labels") != "imagenet":
         raise ValueError(
-            f"{name} has {model.pretrained_cfg['num_classes']} classes and no label set "
-            "(decode_predictions knows ImageNet's 1000 and 21k classes)"
+            f"{name} has {model.pretrained_cfg['num_classes']} classes; predict names "
+            "ImageNet-1k's 1000 (the labels shipped in the package)"
         )
     for path, image in zip(args.images, images):
-        x = model.preprocess_input(image)
-        scores = model(x if x.ndim == 4 else x[None])
+        scores = model(model.preprocess_input(image))  # [1, 1000], in float32 (kecam's head)
         if model.pretrained_cfg.get("classifier_activation") is None:  # logits
-            scores = mx.softmax(scores.astype(mx.float32), axis=-1)
-        (top,) = model.decode_predictions(scores.astype(mx.float32), top=args.top)
+            scores = mx.softmax(scores, axis=-1)
+        (top,) = model.decode_predictions(scores, top=args.top)
         print(path)
         print(_table([(w, label, f"{p:.4f}") for w, label, p in top], ("wnid", "label", "prob")))
     return 0

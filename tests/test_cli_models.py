@@ -271,6 +271,19 @@ def test_predict_from_a_kecam_h5_takes_the_model_and_its_arguments(capsys, tmp_p
     assert predicted_rows(out) == predicted_rows(again) and len(predicted_rows(out)[image]) == 5
 
 
+def test_predict_of_a_logits_model_prints_probabilities(capsys, tmp_path, converted):
+    entry = INDEX[PREDICT_CASE]
+    logits = tmp_path / "logits.safetensors"
+    argv = ["convert", entry["builder"], str(FIXTURES / entry["weights"]), "-o", str(logits)]
+    argv += [*kwarg_options(entry["kwargs"]), "--kwarg", "classifier_activation=null"]
+    assert run(capsys, *argv)[0] == 0
+    image = str(write_image(tmp_path / "a.png", 32, 32))
+    _, softmax, _ = run(capsys, "predict", image, "--weights", str(converted))
+    _, from_logits, _ = run(capsys, "predict", image, "--weights", str(logits))
+    assert models.read_metadata(logits)["kwargs"]["classifier_activation"] is None
+    assert predicted_rows(from_logits) == predicted_rows(softmax)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_predict_in_half_precision(capsys, tmp_path, converted, dtype):
     image = str(write_image(tmp_path / "a.png", 40, 40))
