@@ -135,23 +135,34 @@ def test_constructor_builds_with_kecams_parameters(name):
     assert not model.training
 
 
+# Peak resident memory of a fresh process, in bytes: VmHWM is reset by exec, where
+# ru_maxrss would start at the (larger) peak of the pytest process that spawned it.
+PEAK_RSS = """
+def peak_rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
+"""
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc (Linux)"
+)
+
+
+@needs_proc
 def test_building_does_not_materialise_the_random_weights():
     """MLX arrays are lazy: building every model (DiNAT_Large alone has 0.8 GB of weights)
-    must not allocate them, so that loading a file costs about the weights once."""
-    code = (
-        "import resource, mlx.core as mx\n"
+    must not allocate them, so that loading a file costs about the weights once. At 64x64,
+    where the attention's constant index tables (which do exist at construction) are small."""
+    code = PEAK_RSS + (
         "from mlx_attention import models\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "kept = [models.create_model(n) for n in models.list_models()]\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+        "models.create_model('NAT_Mini', input_shape=(32, 32, 3))\n"
+        "before = peak_rss()\n"
+        "kept = [models.create_model(n, input_shape=(64, 64, 3)) for n in models.list_models()]\n"
+        "print(peak_rss() - before)\n"
     )
-    grown_kb = int(
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    grown_mb = int(done.stdout) / 2**20
     total_mb = sum(KECAM["models"][n]["count_params"] for n in KECAM["models"]) * 4 / 2**20
-    assert grown_kb / 1024 < 0.05 * total_mb, f"building grew {grown_kb / 1024:.0f} MB"
+    assert grown_mb < 0.02 * total_mb, f"building grew {grown_mb:.0f} MB of {total_mb:.0f} MB"
 
 
 def test_kwargs_are_kecams():
