@@ -50,6 +50,12 @@ def _rank_axes(axis, rank: int, what: str) -> list[int]:
     return out
 
 
+def _is_last_axis(axis, rank: int) -> bool:
+    """kecam's test for a ``(C,)`` weight: ``axis == -1 or axis == rank - 1``, so a list
+    (``axis=[3]``) never passes and keeps the full shape, ``(1, 1, C)``, as kecam stores it."""
+    return not isinstance(axis, (list, tuple)) and axis in (-1, rank - 1)
+
+
 def _conv_kwargs(kwargs: dict, allowed: tuple[str, ...], what: str) -> dict:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -174,7 +180,7 @@ def ChannelAffine(  # noqa: N802 - kecam's class name
     shape = check_input_shape(input_shape, (1, 2, 3, 4), "ChannelAffine")
     rank = len(shape) + 1
     axes = _rank_axes(axis, rank, "ChannelAffine")
-    if axes == [rank - 1]:
+    if _is_last_axis(axis, rank):
         weight_shape = (shape[-1],)
     else:
         weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(1, rank))
@@ -1000,7 +1006,7 @@ def ExpLogitScale(  # noqa: N802 - kecam's class name
         weight_shape = (1,)
     else:
         axes = _rank_axes(axis, rank, "ExpLogitScale")
-        if axes == [rank - 1]:
+        if _is_last_axis(axis, rank):
             weight_shape = (shape[-1],)
         else:
             weight_shape = tuple(shape[a - 1] if a in axes else 1 for a in range(rank))

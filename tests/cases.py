@@ -121,6 +121,8 @@ COMMON = [
     _case("mlp_conv", "common", "mlp_block", (4, 6, 6), args=(10,), use_conv=True, use_bias=False, name="mlp_"),
     _case("channel_affine", "common", "ChannelAffine", (5, 7, 6), name="ca"),
     _case("channel_affine_axis1", "common", "ChannelAffine", (4, 3, 3), axis=1, use_bias=False, name="ca1"),
+    # a list-form last axis keeps kecam's full weight shape, (1, 1, C)
+    _case("channel_affine_axis_list", "common", "ChannelAffine", (5, 7, 6), axis=[3], name="cal"),
     _case("bias_layer", "common", "BiasLayer", (9, 8), name="bias"),
     _case("bias_layer_axis1", "common", "BiasLayer", (4, 6), axis=1, name="bias1"),
     _case("class_token", "common", "ClassToken", (9, 8), name="class_token"),
@@ -235,6 +237,7 @@ LOCAL = [
     _case("davit_grid_7x9", "local", "window_attention", (7, 9, 12), args=(3, 3, True), name="attn_"),
     _case("exp_logit_scale_axis1", "local", "ExpLogitScale", (2, 5, 5), axis=1, name="scale"),
     _case("exp_logit_scale_last", "local", "ExpLogitScale", (4, 6), init_value=1.0, max_value=0.5, name="scale"),
+    _case("exp_logit_scale_axis_list", "local", "ExpLogitScale", (4, 6), axis=[2], name="scale"),
 ]  # fmt: skip
 
 # The positional-embedding layers (issue 4).
