@@ -24,7 +24,7 @@ from mlx.utils import tree_flatten
 import mlx_attention
 from mlx_attention import kernels, models
 from mlx_attention.convert import WeightMismatchError, declared_layers
-from mlx_attention.models import _pretrained
+from mlx_attention.models import _download, _pretrained
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 INDEX = json.loads((FIXTURES / "index.json").read_text())
@@ -367,6 +367,7 @@ def test_pretrained_cfg():
 
 
 def test_preprocess_and_decode_delegate_to_imagenet(monkeypatch):
+    model = models.NAT_Mini(input_shape=(32, 32, 3))
     calls = []
     fake = types.SimpleNamespace(
         preprocess_input=lambda image, cfg, **kw: calls.append(("pre", cfg["name"])) or image,
@@ -374,10 +375,20 @@ def test_preprocess_and_decode_delegate_to_imagenet(monkeypatch):
     )
     monkeypatch.setattr(mlx_attention, "imagenet", fake, raising=False)
     monkeypatch.setitem(sys.modules, "mlx_attention.imagenet", fake)
-    model = models.NAT_Mini(input_shape=(32, 32, 3))
     model.preprocess_input(np.zeros((32, 32, 3)))
     model.decode_predictions(np.zeros((1, 1000)), top=3)
     assert calls == [("pre", "nat_mini"), ("decode", 3)]
+
+
+def test_preprocess_input_takes_the_models_size_and_rescale_mode():
+    from mlx_attention import imagenet
+
+    model = models.NAT_Mini(input_shape=(32, 48, 3))
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    ours = model.preprocess_input(image)
+    assert ours.shape == (1, 32, 48, 3)
+    expected = imagenet.preprocess_input(image, (32, 48, 3), rescale_mode="torch")
+    assert np.array_equal(np.array(ours), np.array(expected))
 
 
 # --- pretrained tags ---------------------------------------------------------------------------
@@ -395,6 +406,13 @@ def fake_release(monkeypatch):
     monkeypatch.setattr(_pretrained, "_fetch", fetch)
     monkeypatch.setattr(_pretrained, "load_file", lambda model, path, **kw: None)
     return requests
+
+
+def test_a_tag_without_a_release_file_raises():
+    with pytest.raises(_download.PretrainedUnavailable, match="imagenet21k"):
+        models.NAT_Mini(pretrained="imagenet21k")
+    with pytest.raises(_download.PretrainedUnavailable, match="'nat'"):
+        models.nat.NAT(pretrained="imagenet")  # the builder's default model_name has no files
 
 
 def test_a_tag_resolves_for_the_input_width(fake_release):
@@ -439,7 +457,7 @@ def test_convert_round_trip_is_bit_identical(converted):
     meta = models.read_metadata(out)
     assert meta["format"] == _pretrained.FORMAT and meta["model"] == "nat.NAT"
     assert meta["kwargs"]["input_shape"] == entry["kwargs"]["input_shape"]
-    assert meta["source_md5"] == _pretrained.file_md5(FIXTURES / entry["weights"])
+    assert meta["source_md5"] == _download.file_md5(FIXTURES / entry["weights"])
     assert meta["kecam_version"] == "1.4.3" and meta["pretrained_cfg"]["name"] == "nat"
 
 

@@ -10,13 +10,14 @@ neither h5py nor the original arguments.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
+
+from . import _download
 
 if TYPE_CHECKING:
     from ._base import ImageClassifier
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 FORMAT = "mlx-attention-model"
 FORMAT_VERSION = "1"
 KECAM_VERSION = "1.4.3"  # the kecam whose models and names this library reproduces
-RELEASE_URL = "https://github.com/leondgarse/keras_cv_attention_models/releases/download"
-# kecam's init_mean_std_by_rescale_mode, in 0-255 units
-MEAN_STD = {
-    "torch": ([0.485 * 255, 0.456 * 255, 0.406 * 255], [0.229 * 255, 0.224 * 255, 0.225 * 255]),
-    "tf": ([127.5] * 3, [127.5] * 3),
-}
 LABELS = {1000: "imagenet", 21841: "imagenet21k", 21843: "imagenet21k"}
 
 
@@ -67,8 +62,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def _fetch(entry: ModelEntry, model_name: str, tag: str, width: int) -> tuple[Path, int | None]:
     """The local file of kecam's release for ``tag`` (cached or downloaded), and its classes."""
-    from . import _download
-
     release = _download.resolve(
         model_name, tag, width, entry.family.sub_release, entry.family.pretrained_dict
     )
@@ -175,8 +168,10 @@ def make_cfg(
     entry: ModelEntry, model_name: str, model: ImageClassifier, arguments: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``model.pretrained_cfg``: what preprocessing, decoding and loading need to know."""
+    from ..imagenet import rescale_mean_std
+
     mode = entry.family.rescale_mode
-    mean, std = MEAN_STD[mode]
+    mean, std = (v.tolist() for v in rescale_mean_std(mode))
     num_classes = model.head.num_classes
     return {
         "name": model_name,
@@ -192,17 +187,9 @@ def make_cfg(
         "labels": LABELS.get(num_classes),
         "kecam_pretrained": entry.spec.kecam_pretrained if entry.spec else None,
         "sub_release": entry.family.sub_release,
-        "url": f"{RELEASE_URL}/{entry.family.sub_release}/",
+        "url": f"{_download.RELEASE_URL}/{entry.family.sub_release}/",
         "tags": tags(entry, model_name),
     }
-
-
-def file_md5(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def convert(name: str, h5_path: str | Path, out_path: str | Path, **kwargs) -> Path:
@@ -233,7 +220,7 @@ def convert(name: str, h5_path: str | Path, out_path: str | Path, **kwargs) -> P
         "model": model.config["model"],
         "kwargs": json.dumps(model.config["kwargs"]),
         "pretrained_cfg": json.dumps(model.pretrained_cfg),
-        "source_md5": file_md5(h5_path),
+        "source_md5": _download.file_md5(h5_path),
         "mlx_attention_version": __version__,
         "kecam_version": KECAM_VERSION,
         "mlx_version": mx.__version__,
