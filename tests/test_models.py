@@ -24,6 +24,7 @@ from mlx.utils import tree_flatten
 import mlx_attention
 from mlx_attention import kernels, models
 from mlx_attention.convert import WeightMismatchError, declared_layers
+from mlx_attention.kernels import fused
 from mlx_attention.models import _download, _pretrained
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -221,12 +222,21 @@ def test_input_shape_is_checked():
 
 
 @pytest.mark.parametrize("case", sorted(INDEX))
-def test_fixture_matches_kecam(case, kernels_mode):
+def test_fixture_matches_kecam(case, kernels_mode, monkeypatch):
     """Logits, forward_features and every stage probe within the library's bar, with the
-    kernels off and with the fused/gather kernel bodies emulated inside the whole model."""
+    kernels off and with the fused kernel's body emulated inside the whole model (each
+    attention block's call counted there)."""
     model, arrays = fixture_model(case), fixture_arrays(case)
     x = mx.array(arrays["input"])
+    fused_calls = []
+    if kernels_mode == "emulated":
+        emulator = fused._emulator
+        monkeypatch.setattr(
+            fused, "_emulator", lambda *a, **k: fused_calls.append(a) or emulator(*a, **k)
+        )
     assert_matches(model(x), arrays["logits"])
+    if kernels_mode == "emulated":
+        assert len(fused_calls) == sum(INDEX[case]["kwargs"]["num_blocks"])
     intermediates = model.forward_intermediates(x)
     for name in INDEX[case]["probes"]:
         assert_matches(intermediates[name], arrays[f"probe/{name}"])
