@@ -311,6 +311,37 @@ def test_load_report_is_kept():
     assert model.load_report is not None and model.load_report.ok
 
 
+class _SharedNorm(models.ImageClassifier):
+    """A model whose two feature layers are one module (as CMT's stage bias, CoaT's
+    positional encodings): it must load and export once, by identity."""
+
+    def __init__(self):
+        super().__init__((4, 4, 3))
+        norm = mlx_attention.attention_layers.layer_norm((4, 4, 3), name="shared_")
+        self.add(norm, "shared_ln")
+        self.add(norm, "shared_ln")
+        self._finish(models._glue.ClassifierHead(3, 2, classifier_activation=None))
+
+
+def test_a_module_shared_by_two_layers_exports_and_loads_once(tmp_path):
+    from mlx_attention.convert import export_safetensors, load_safetensors, safetensors_header
+
+    source = _SharedNorm()
+    source.layers[0].ln.weight = mx.array([2.0, 3.0, 4.0])
+    path = export_safetensors(source, tmp_path / "shared.safetensors")
+    entries, _ = safetensors_header(path)
+    assert sorted(entries) == [
+        "head.predictions.bias", "head.predictions.weight", "layers.0.ln.bias",
+        "layers.0.ln.weight",
+    ]  # fmt: skip
+    target = _SharedNorm()
+    load_safetensors(target, path)
+    assert target.layers[0] is target.layers[1]
+    assert np.array_equal(np.array(target.layers[1].ln.weight), [2.0, 3.0, 4.0])
+    x = mx.array(np.random.default_rng(0).standard_normal((1, 4, 4, 3)).astype(np.float32))
+    assert np.array_equal(np.array(target(x)), np.array(source(x)))
+
+
 # --- model API --------------------------------------------------------------------------------
 
 
