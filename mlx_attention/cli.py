@@ -1,6 +1,7 @@
 """The ``mlx-attention`` command: ``demo``, ``info``, ``inspect FILE``, ``bench``, and for whole
-kecam models ``models [PATTERN]``, ``predict IMAGE... --model NAME --weights FILE|TAG`` and
-``convert NAME FILE.h5 -o OUT.safetensors``."""
+kecam models ``models [PATTERN]``, ``predict IMAGE... --model NAME --weights FILE|TAG``,
+``convert NAME FILE.h5 -o OUT.safetensors`` and ``evaluate --model NAME --weights FILE|TAG
+--data DIR|LIST`` (data-parallel under ``mlx.launch``)."""
 
 from __future__ import annotations
 

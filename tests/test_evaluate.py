@@ -253,9 +253,11 @@ def test_mlx_launch_two_processes_agree_exactly_with_one(weights, image_set, tmp
     single, double = tmp_path / "one.json", tmp_path / "two.json"
     args = _cli(weights, image_set.list_file, "--batch-size", "5")
     assert cli.main([*args, "--json", str(single)]) == 0
+    script = launcher.with_name("mlx-attention")  # the README's command, where installed
+    program = [str(script)] if script.exists() else [sys.executable, "-m", "mlx_attention.cli"]
     command = [
         str(launcher), "-n", "2", "--backend", "ring", "-p", str(_free_ports(2)), "--",
-        sys.executable, "-m", "mlx_attention.cli", *args, "--json", str(double),
+        *program, *args, "--json", str(double),
     ]  # fmt: skip
     run = subprocess.run(
         command, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
