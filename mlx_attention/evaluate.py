@@ -67,8 +67,8 @@ def scan(data: str | Path) -> list[tuple[str, str]]:
         data: a directory with one subfolder per class (images anywhere below it; hidden files
             and files that are not images by their suffix are left out), or a text file of
             ``path label`` lines (``#`` comments and blank lines allowed; a relative path is
-            relative to the file's folder; the label is the last word, so paths may hold
-            spaces).
+            relative to the file's folder; the label is the last word after a space or tab, so
+            paths may hold spaces).
 
     Raises:
         ValueError: no such file or directory, a malformed line, or no image at all.
@@ -91,10 +91,10 @@ def scan(data: str | Path) -> list[tuple[str, str]]:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            path, _, label = line.rpartition(" ")
-            if not path.strip():
+            words = line.rsplit(maxsplit=1)
+            if len(words) != 2:
                 raise ValueError(f"{root}:{number}: expected 'path label', got {line!r}")
-            pairs.append((str(root.parent / path.strip()), label))
+            pairs.append((str(root.parent / words[0]), words[1]))
         where = f"{root}: no 'path label' line"
     else:
         raise ValueError(f"data {str(root)!r}: no such directory or list file")

@@ -97,7 +97,9 @@ def image_set(tmp_path_factory, model) -> ImageSet:
         for folder in (root / "wnid" / wnids[label], root / "index" / str(label)):
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy(staging / name, folder / name)
-        lines.append(f"staging/{name} {wnids[label] if i % 2 else label}")
+        # either label form, after a space or a tab
+        sep, text = ("\t", wnids[label]) if i % 2 else (" ", str(label))
+        lines.append(f"staging/{name}{sep}{text}")
     (root / "wnid" / wnids[0]).mkdir(exist_ok=True)  # an empty class folder
     (root / "wnid" / wnids[0] / "notes.txt").write_text("not an image")
     (root / "list.txt").write_text("\n".join(lines) + "\n")
