@@ -524,7 +524,12 @@ def test_kwargs_that_contradict_the_metadata_raise(converted):
     out, entry = converted
     with pytest.raises(ValueError, match=r"num_classes=5 \(the file's: 10\)"):
         models.create_model("nat.NAT", pretrained=str(out), num_classes=5)
+    with pytest.raises(ValueError, match=r"input_shape=\(45, 77, 3\)"):
+        models.create_model("nat.NAT", pretrained=str(out), input_shape=(45, 77, 3))
     same = models.create_model("nat.NAT", pretrained=str(out), num_classes=10)
     assert same.head.num_classes == 10
+    # arguments that change no weight may differ from the file's (it was converted for logits)
+    probs = models.create_model("nat.NAT", pretrained=str(out), classifier_activation="softmax")
+    assert np.allclose(np.array(probs(mx.zeros((1, 77, 45, 3)))).sum(), 1, atol=1e-5)
     with pytest.raises(ValueError, match="holds 'nat.NAT', not 'NAT_Mini'"):
         models.create_model("NAT_Mini", pretrained=str(out))

@@ -27,6 +27,9 @@ FORMAT = "mlx-attention-model"
 FORMAT_VERSION = "1"
 KECAM_VERSION = "1.4.3"  # the kecam whose models and names this library reproduces
 LABELS = {1000: "imagenet", 21841: "imagenet21k", 21843: "imagenet21k"}
+# Arguments that change no weight: a converted file's value is a default the caller may change
+# (logits from a file converted with softmax, dropout for fine-tuning).
+WEIGHTLESS_ARGS = frozenset({"classifier_activation", "dropout", "drop_connect_rate"})
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -124,12 +127,13 @@ def _merge_metadata(entry: ModelEntry, path: Path, given: dict[str, Any]) -> dic
     clashes = [
         f"{k}={given[k]!r} (the file's: {stored[k]!r})"
         for k in given
-        if k in stored and not _json_equal(given[k], stored[k])
+        if k in stored and k not in WEIGHTLESS_ARGS and not _json_equal(given[k], stored[k])
     ]
     if clashes:
         raise ValueError(
             f"{path}: arguments contradict the file's metadata: {', '.join(clashes)}; "
-            "leave them out (they come from the file)"
+            "leave them out (they come from the file; only "
+            f"{', '.join(sorted(WEIGHTLESS_ARGS))} may differ)"
         )
     return {**stored, **given}
 

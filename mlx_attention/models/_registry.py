@@ -263,7 +263,9 @@ def create_model(name: str, pretrained: str | None = None, **kwargs) -> ImageCla
 
     Raises:
         ValueError: unknown name (with close matches), arguments that contradict a
-            ``.safetensors`` file's, or a tag's head size that contradicts ``num_classes``.
+            ``.safetensors`` file's (except those that change no weight:
+            ``classifier_activation``, ``dropout``, ``drop_connect_rate``), or a tag's head size
+            that contradicts ``num_classes``.
         TypeError: an argument the constructor does not take.
     """
     return get_entry(name).create(pretrained=pretrained, **kwargs)
