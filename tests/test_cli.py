@@ -55,6 +55,18 @@ def test_inspect_bad_file_is_a_message_not_a_traceback(capsys, tmp_path):
     assert "corrupt or truncated" in capsys.readouterr().err
 
 
+def test_inspect_filters_by_prefix_and_lists_kecam_blocks(capsys):
+    case = next(c for c in cases("local") if c.id == "nat_square_k3")
+    assert cli.main(["inspect", str(case.weights_path), "--prefix", "nat_q"]) == 0
+    out = capsys.readouterr().out
+    assert "nat_qkv/kernel:0" in out and "nat_output" not in out
+    assert "1 layers under the prefix 'nat_q'" in out
+    assert cli.main(["inspect", str(case.weights_path), "--blocks"]) == 0
+    out = capsys.readouterr().out
+    rows = [" ".join(line.split()) for line in out.splitlines()]
+    assert "nat_ neighborhood_attention output (Dense), pos (Weights), qkv (Dense)" in rows
+
+
 def test_demo_runs_what_exists_and_matches_kecam(capsys):
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out

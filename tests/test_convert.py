@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import struct
 
 import h5py
 import mlx.core as mx
@@ -17,10 +19,14 @@ from parity import build_module, load_arrays
 from mlx_attention import attention_layers, layers
 from mlx_attention.convert import (
     KerasFileError,
+    KerasH5,
+    LoadReport,
     WeightMismatchError,
     export_safetensors,
     load_keras_weights,
+    load_safetensors,
     read_keras_h5,
+    safetensors_header,
 )
 from mlx_attention.convert.rules import RULES, depthwise_conv2d
 
@@ -238,3 +244,220 @@ def test_constant_buffers_are_not_exported(tmp_path):
     assert tree_flatten(module.parameters()) == []
     trainable = attention_layers.anti_alias_downsample((8, 8, 4), trainable=True, name="aa_")
     assert [k for k, _ in tree_flatten(trainable.parameters())] == ["weight"]
+
+
+# --- the load report, strict=False, arguments ----------------------------------------------------
+
+MHSA = next(c for c in cases("global") if c.id == "mhsa_square_bias")  # mhsa_qkv, mhsa_output
+RESIZE = next(c for c in cases("positional") if c.id == "resize_rel")  # saved at 4x4, built 6x7
+
+
+def rename_layer(path, old: str, new: str) -> None:
+    with h5py.File(path, "a") as f:
+        f.attrs["layer_names"] = [new if n == old else n for n in f.attrs["layer_names"]]
+        f.move(old, new)
+
+
+def test_report_lists_what_loaded(tmp_path):
+    report = load_keras_weights(build_module(MHSA), MHSA.weights_path)
+    assert isinstance(report, LoadReport) and report.ok
+    assert report.loaded == ("mhsa_qkv", "mhsa_output")
+    assert report.missing == report.unexpected == report.mismatched == report.resized == ()
+    assert "loaded 2, no problems" in str(report)
+
+
+def test_not_strict_skips_every_problem_kind_reports_and_logs_it(tmp_path, caplog):
+    path = copy_fixture(MHSA, tmp_path)
+    rename_layer(path, "mhsa_qkv", "mhsa_qkv_old")  # missing + unexpected
+    with h5py.File(path, "a") as f:
+        del f["mhsa_output/mhsa_output/bias:0"]
+        f["mhsa_output/mhsa_output/bias:0"] = np.zeros(5, np.float32)  # mismatched
+    module = build_module(MHSA)
+    before = snapshot(module)
+    with pytest.raises(WeightMismatchError) as err:
+        load_keras_weights(module, path)
+    assert err.value.report.missing == ("mhsa_qkv",)
+    assert_unchanged(module, before)
+    with caplog.at_level("WARNING", logger="mlx_attention.convert"):
+        report = load_keras_weights(module, path, strict=False)
+    assert not report.ok and report.loaded == ()
+    assert report.missing == ("mhsa_qkv",)
+    assert report.unexpected == ("mhsa_qkv_old",)
+    assert [name for name, _ in report.mismatched] == ["mhsa_output"]
+    assert "(5,)" in report.mismatched[0][1]
+    assert_unchanged(module, before)  # the mis-shaped layer is skipped whole
+    assert "missing: mhsa_qkv" in caplog.text and "mismatched: mhsa_output" in caplog.text
+
+
+def test_strict_error_loads_nothing_when_one_layer_of_several_is_wrong(tmp_path):
+    path = copy_fixture(MHSA, tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["mhsa_output/mhsa_output/kernel:0"]
+        f["mhsa_output/mhsa_output/kernel:0"] = np.zeros((16, 15), np.float32)
+    module = build_module(MHSA)
+    before = snapshot(module)
+    with pytest.raises(WeightMismatchError, match=r"'mhsa_output'/weight: shape \(15, 16\)") as err:
+        load_keras_weights(module, path)
+    assert "not filled" not in str(err.value)  # the shape error says it all
+    assert_unchanged(module, before)
+
+
+def test_missing_layer_suggests_the_close_name(tmp_path):
+    path = copy_fixture(MHSA, tmp_path)
+    rename_layer(path, "mhsa_qkv", "mhsa_qkv_")
+    with pytest.raises(
+        WeightMismatchError, match=r"missing .*'mhsa_qkv'.*did you mean 'mhsa_qkv_'"
+    ):
+        load_keras_weights(build_module(MHSA), path)
+
+
+def test_wrong_name_is_an_error_even_when_not_strict():
+    module = attention_layers.multi_head_self_attention((4, 4, 16), num_heads=2, name="attn_")
+    for strict in (True, False):
+        with pytest.raises(
+            WeightMismatchError, match="no Keras layer of the module.*prefix 'mhsa_'"
+        ):
+            load_keras_weights(module, MHSA.weights_path, strict=strict)
+
+
+def test_table_of_another_size_says_resize_loads_it():
+    with pytest.raises(WeightMismatchError, match="resize=True loads it"):
+        load_keras_weights(build_module(RESIZE), RESIZE.weights_path)
+    report = load_keras_weights(build_module(RESIZE), RESIZE.weights_path, resize=True)
+    assert report.resized == ("pe",) and report.ok
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(prefix=123), TypeError, "prefix"),
+        (dict(resize="bogus"), ValueError, "resize='bogus'"),
+        (dict(resize=1), ValueError, "resize=1"),
+        (dict(strict="yes"), TypeError, "strict"),
+    ],
+)
+def test_bad_arguments_are_refused_at_once(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        load_keras_weights(build_module(CONV), CONV.weights_path, **kwargs)
+
+
+def test_h5layer_repr_shows_names_and_shapes_not_numbers():
+    layer = next(x for x in read_keras_h5(BN.weights_path) if x.name == "b_bn")
+    assert repr(layer) == "H5Layer('b_bn', {gamma: (8,), beta: (8,), moving_mean: (8,), " + (
+        "moving_variance: (8,)})"
+    )
+
+
+def test_keras_h5_reads_metadata_then_data_on_demand():
+    with KerasH5(BN.weights_path) as f:
+        bn = f["b_bn"]
+        assert "b_bn" in f.layer_names and bn.shapes == ((8,),) * 4
+        assert bn.short_names == ("gamma", "beta", "moving_mean", "moving_variance")
+        eager = next(x for x in read_keras_h5(BN.weights_path) if x.name == "b_bn")
+        np.testing.assert_array_equal(f.read("b_bn", "b_bn/beta:0"), eager.arrays[1])
+
+
+# --- modules shared by identity -------------------------------------------------------------------
+
+
+class _Block(layers.KerasModule):
+    def __init__(self, shared, name):
+        super().__init__(name)
+        self.bias = shared
+        self.proj = nn.Linear(4, 4)
+
+    def keras_layers(self):
+        return (layers.KerasLayer(self.sub("proj"), "Dense", self.proj),)
+
+
+class _Stage(layers.KerasModule):
+    def __init__(self):
+        super().__init__(None)
+        shared = attention_layers.BiasLayer(input_shape=(3, 4), name="stage1_bias")
+        self.blocks = [_Block(shared, "b1_"), _Block(shared, "b2_")]
+
+
+def _write_keras(path, layers_: dict[str, dict[str, np.ndarray]]) -> None:
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [name.encode() for name in layers_]
+        for name, weights in layers_.items():
+            group = f.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/{w}".encode() for w in weights]
+            for w, value in weights.items():
+                group[f"{name}/{w}"] = value
+
+
+def test_a_shared_module_loads_and_exports_once(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = {
+        "b1_proj": {"kernel:0": rng.normal(size=(4, 4)), "bias:0": rng.normal(size=4)},
+        "b2_proj": {"kernel:0": rng.normal(size=(4, 4)), "bias:0": rng.normal(size=4)},
+        "stage1_bias": {"bias:0": rng.normal(size=4)},
+    }
+    _write_keras(tmp_path / "stage.h5", stored)
+    stage = _Stage()
+    report = load_keras_weights(stage, tmp_path / "stage.h5", prefix="")
+    assert report.ok and sorted(report.loaded) == sorted(stored)
+    assert stage.blocks[0].bias is stage.blocks[1].bias
+    np.testing.assert_allclose(np.array(stage.blocks[1].bias.bias), stored["stage1_bias"]["bias:0"])
+    path = export_safetensors(stage, tmp_path / "stage.safetensors", metadata={"model": "toy"})
+    tensors, metadata = safetensors_header(path)
+    assert metadata == {"model": "toy"}
+    assert "blocks.0.bias.bias" in tensors and "blocks.1.bias.bias" not in tensors
+    fresh = _Stage()
+    assert load_safetensors(fresh, path).ok
+    for key, value in snapshot(stage).items():
+        np.testing.assert_array_equal(snapshot(fresh)[key], value)
+
+
+# --- safetensors --------------------------------------------------------------------------------
+
+
+def test_load_safetensors_checks_names_and_shapes_first(tmp_path):
+    module = build_module(BN)
+    load_keras_weights(module, BN.weights_path)
+    good = export_safetensors(module, tmp_path / "bn.safetensors")
+    fresh = build_module(BN)
+    report = load_safetensors(fresh, good)
+    assert report.ok and set(report.loaded) == set(snapshot(module))
+    inputs, outputs = load_arrays(BN)
+    assert_matches(fresh(mx.array(inputs[0])), outputs[0])
+
+    arrays = dict(tree_flatten(module.parameters()))
+    arrays["bn.bias"] = mx.zeros(5)  # mis-shaped
+    arrays["extra"] = mx.zeros(2)  # unexpected
+    del arrays["bn.weight"]  # missing
+    bad = tmp_path / "bad.safetensors"
+    mx.save_safetensors(str(bad), arrays)
+    target = build_module(BN)
+    before = snapshot(target)
+    with pytest.raises(WeightMismatchError, match="missing tensor 'bn.weight'.*'extra'.*bn.bias"):
+        load_safetensors(target, bad)
+    assert_unchanged(target, before)
+    report = load_safetensors(target, bad, strict=False)
+    assert report.missing == ("bn.weight",) and report.unexpected == ("extra",)
+    assert [name for name, _ in report.mismatched] == ["bn.bias"]
+    assert "bn.running_mean" in report.loaded
+
+
+def test_load_safetensors_refuses_malformed_headers(tmp_path):
+    path = tmp_path / "x.safetensors"
+    for content, match in [
+        (b"\x01", "shorter than"),
+        (struct.pack("<Q", 10**12) + b"{}", "claims"),
+        (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
+    ]:
+        path.write_bytes(content)
+        with pytest.raises(KerasFileError, match=match):
+            load_safetensors(build_module(BN), path)
+    header = json.dumps({"bn.bias": {"dtype": "I32", "shape": [8], "data_offsets": [0, 32]}})
+    path.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(32))
+    with pytest.raises(KerasFileError, match="I32 data"):
+        load_safetensors(build_module(BN), path)
+
+
+def test_export_into_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="directory .*absent.* does not exist"):
+        export_safetensors(build_module(BN), tmp_path / "absent" / "bn.safetensors")
+    with pytest.raises(TypeError, match="metadata"):
+        export_safetensors(build_module(BN), tmp_path / "bn.safetensors", metadata={"a": 1})

@@ -13,6 +13,7 @@ layer and weight where known.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import stat
@@ -149,6 +150,39 @@ def open_regular_file(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def _check_global_heaps(handle: BinaryIO, path: Path) -> None:
+    """Refuse a global heap (where HDF5 keeps variable-length strings: Keras's ``layer_names``)
+    with a zeroed object header, before HDF5 reads it: HDF5 1.14 loops forever on one.
+
+    Walks each collection (``GCOL``, version 1, 8-byte lengths) as HDF5's decoder does, in its
+    64-bit arithmetic: an object whose size does not move the walk forward (index 0 and size 0,
+    or a size that wraps around) would loop forever.
+    """
+    wrap = 2**64 - 1
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        return
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        start = data.find(b"GCOL")
+        while start >= 0:
+            length = int.from_bytes(data[start + 8 : start + 16], "little")
+            end = start + length
+            if data[start + 4 : start + 5] == b"\x01" and 16 < length and end <= size:
+                at = start + 16
+                while at + 16 <= end:
+                    index = int.from_bytes(data[at : at + 2], "little")
+                    object_size = int.from_bytes(data[at + 8 : at + 16], "little")
+                    aligned = ((object_size + 7) & wrap) // 8 * 8
+                    step = object_size if index == 0 else (16 + aligned) & wrap
+                    if (at + step) & wrap <= at:
+                        raise KerasFileError(
+                            f"{path}: cannot read as HDF5 (corrupt or truncated?): a damaged "
+                            f"global heap at byte {start} (object header at byte {at})"
+                        )
+                    at += step
+            start = data.find(b"GCOL", start + 4)
+
+
 def _read_attr_list(group: h5py.Group, key: str) -> list[str]:
     """An attribute list, joined from tf-keras's ``key0, key1, ...`` chunks when it is large."""
     if key in group.attrs:
@@ -192,6 +226,7 @@ class KerasH5:
         try:
             if self._handle.read(4) == _ZIP_MAGIC:
                 raise KerasFileError(f"{self.path}: {_KERAS_ARCHIVE_HINT}")
+            _check_global_heaps(self._handle, self.path)
             self._handle.seek(0)
             with self._errors():
                 self._file = h5py.File(self._handle, "r")
