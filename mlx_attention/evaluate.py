@@ -188,8 +188,15 @@ def preprocessor(model: Any, resize: str = "eval") -> Callable[[np.ndarray], np.
 
 
 def decode(path: str) -> np.ndarray:
-    """An image file's RGB pixels, ``[H, W, 3]`` uint8 (Pillow; grey, palette, alpha and CMYK
-    images converted to RGB, as TensorFlow's decoders do with ``channels=3``)."""
+    """An image file's RGB pixels, ``[H, W, 3]`` uint8 (Pillow; grey, palette and alpha images
+    converted to RGB as TensorFlow's ``decode_image(channels=3)`` does).
+
+    PNGs decode to kecam's (TensorFlow's) pixels exactly. JPEGs decode with libjpeg's accurate
+    integer DCT, TensorFlow's ``dct_method="INTEGER_ACCURATE"``; kecam's pipeline uses
+    TensorFlow's default, the fast one, which differs by a few levels (up to 5 of 255 on
+    generated images), so an accuracy on JPEGs may differ slightly from kecam's.
+    Pillow cannot select the fast DCT without also turning off libjpeg's fancy upsampling.
+    """
     from PIL import Image
 
     with Image.open(path) as image:

@@ -341,3 +341,38 @@ def test_resize_modes_are_kecam_evaluation_rule_and_preprocess_input(model):
     assert not np.allclose(np.array(expected["eval"]), np.array(expected["kecam"]), atol=1e-3)
     with pytest.raises(ValueError, match="resize must be one of"):
         evaluate.preprocessor(model, "bilinear")
+
+
+@pytest.mark.reference
+def test_eval_input_is_kecam_evaluation_pipeline_on_decoded_files(model, image_set):
+    """kecam's own ``tf_imread`` + ``evaluation_process_crop_resize`` + rescale, file by file.
+
+    PNGs (RGB, grey, RGBA, palette) decode to TF's pixels exactly. JPEGs do not: TF decodes them
+    with libjpeg's fast integer DCT, Pillow with the accurate one (TF's
+    ``dct_method="INTEGER_ACCURATE"``, which Pillow matches exactly), a few levels apart.
+    """
+    tf = pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
+    tf_data = pytest.importorskip("keras_cv_attention_models.imagenet.tf_data")
+    from keras_cv_attention_models.common_layers import init_mean_std_by_rescale_mode
+
+    cfg = model.pretrained_cfg
+    mean, std = init_mean_std_by_rescale_mode(cfg["rescale_mode"])
+    prepare = evaluate.preprocessor(model, "eval")
+    staging = image_set.wnid_dir.parent / "staging"
+    for name in sorted(image_set.ranks):
+        path = str(staging / name)
+        pixels = evaluate.decode(path)
+        if name.endswith(".jpg"):
+            raw = tf.io.read_file(path)
+            accurate = tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE")
+            np.testing.assert_array_equal(pixels, accurate.numpy(), err_msg=name)
+            continue
+        np.testing.assert_array_equal(pixels, tf_data.tf_imread(path).numpy(), err_msg=name)
+        image = tf_data.tf_imread(path)
+        kecam = tf_data.evaluation_process_crop_resize(
+            image, cfg["input_shape"][:2], 1.0, "bicubic", True
+        )
+        kecam = ((kecam - mean) / std).numpy()
+        ours = prepare(pixels)
+        bound = 1e-4 * max(1.0, float(np.abs(kecam).max()))
+        assert np.abs(ours - kecam).max() <= bound, name
