@@ -682,15 +682,30 @@ def fold_by_conv2d_transpose(
             f"{shape} are not [oh, ow, k, k, C]"
         )
     canvas = [(g - 1) * strides + dilation_rate * (kernel_size - 1) + 1 for g in (grid_h, grid_w)]
-    size = tuple(output_shape) if output_shape is not None else tuple(c - pad for c in canvas)
+    if output_shape is None:
+        if pad == 0:
+            raise ValueError(
+                f"{what}: padding={padding!r} with kernel_size={kernel_size} pads 0, and without "
+                "output_shape kecam's crop [0:-0] returns an empty map; give output_shape"
+            )
+        size = tuple(c - pad for c in canvas)
+    else:  # kecam slices the transposed conv's canvas (+ pad zero rows): it truncates silently
+        size = tuple(min(n, c) for n, c in zip(output_shape, canvas))
     check_size(
-        max(canvas[0] * canvas[1], size[0] * size[1]) * channels * kernel_size**2,
+        canvas[0] * canvas[1] * channels * kernel_size**2,
         f"{what}: strides={strides}, dilation_rate={dilation_rate}, output_shape={output_shape}",
     )
+    # the windows cover canvas - pad rows; kecam's output padding adds zero rows below that
+    covered = tuple(min(n, c - pad) for n, c in zip(size, canvas))
 
     def fold(patches):
         patches = patches.reshape(-1, grid_h, grid_w, kernel_size, kernel_size, channels)
-        return _ops.fold(patches, size, stride=strides, dilation=dilation_rate, padding=pad)
+        out = _ops.fold(patches, covered, stride=strides, dilation=dilation_rate, padding=pad)
+        if covered != size:
+            out = _mx.pad(
+                out, [(0, 0), (0, size[0] - covered[0]), (0, size[1] - covered[1]), (0, 0)]
+            )
+        return out
 
     module = OpModule(fold, f"fold to {size}")
     module.name = name

@@ -421,7 +421,13 @@ class BatchNormActivation(KerasModule):
             self.bn.weight = mx.zeros([dims])
         self.act = Activation(activation, dims=dims, name=name)
         self.act_first = act_first
-        self._norm = _float32_statistics(self.bn)
+        self._norm = _float32_statistics(self._batch_norm)
+
+    def _batch_norm(self, x: mx.array) -> mx.array:
+        # nn.BatchNorm takes rank 2 to 4; kecam normalises rank-5 inputs over the same channels
+        if x.ndim > 4:
+            return self.bn(x.reshape(x.shape[0], -1, x.shape[-1])).reshape(x.shape)
+        return self.bn(x)
 
     def keras_layers(self):
         return (KerasLayer(self.sub("bn"), "BatchNormalization", self.bn),)

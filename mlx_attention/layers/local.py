@@ -173,7 +173,10 @@ class CotAttention(KerasModule):
         dims = check_block("CotAttention", dims, downsample_first=downsample_first)
         check_size(dims * dims * kernel_size**2, f"CotAttention: kernel_size={kernel_size}")
         if dims % 8:
-            raise ValueError(f"cot_attention needs channels divisible by 8 (reduction), got {dims}")
+            raise ValueError(
+                f"CotAttention: the input_shape's channels dims={dims} must be divisible by 8 "
+                "(kecam's reduction)"
+            )
         if kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size={kernel_size} must be odd: kecam's key branch grows an even kernel's "

@@ -722,6 +722,12 @@ class ConvRelativePositionalEncoding(KerasModule):
 # --- swin v2 -----------------------------------------------------------------------------------
 
 
+def _check_finite(table: np.ndarray, what: str) -> None:
+    """A constant table computed at construction: kecam computes the same NaN or inf."""
+    if not np.isfinite(table).all():
+        raise ValueError(f"{what}: the table is not finite (kecam returns NaN or inf)")
+
+
 def swin_log_coords(height: int, width: int, pos_scale=-1) -> np.ndarray:
     """Swin v2's log-spaced relative coordinates, ``[(2h - 1) * (2w - 1), 2]`` float32.
 
@@ -734,7 +740,7 @@ def swin_log_coords(height: int, width: int, pos_scale=-1) -> np.ndarray:
         scale = (height, width)
     elif len(scale) == 1:
         scale = scale * 2
-    if len(scale) != 2 or min(scale) == 1:
+    if len(scale) != 2 or 1 in scale:
         raise ValueError(
             f"pos_scale={pos_scale!r} with a {height}x{width} window: kecam normalises by "
             f"pos_scale - 1 = {[s - 1 for s in scale]}, and a 0 there gives NaN or inf"
@@ -982,7 +988,9 @@ class PositionalEncodingFourier(_KecamWeights):
                 f"filters={filters}: kecam interleaves sin and cos pairs, so it must be a "
                 f"positive even number (dims={dims}, height={height}, width={width} positive)"
             )
-        self._grid = mx.array(fourier_features(height, width, filters, temperature))
+        grid = fourier_features(height, width, filters, temperature)
+        _check_finite(grid, f"{what}: temperature={temperature}, filters={filters}")
+        self._grid = mx.array(grid)
         limit = math.sqrt(6 / (2 * filters + dims))
         self.ww = mx.random.uniform(-limit, limit, (2 * filters, dims))
         self.bb = mx.zeros((dims,))
@@ -1012,7 +1020,9 @@ def _rotary_tables(height, width, channels, num_heads, ref_feature_shape, temper
             f"channels={channels} with num_heads={num_heads}: kecam's rotary table has "
             f"{sin.shape[-1]} channels, which do not broadcast to {channels}"
         )
-    return mx.array(sin.astype(np.float32)), mx.array(cos.astype(np.float32))
+    sin, cos = sin.astype(np.float32), cos.astype(np.float32)
+    _check_finite(sin + cos, f"temperature={temperature}, ref_feature_shape={ref_feature_shape}")
+    return mx.array(sin), mx.array(cos)
 
 
 def _rotate_half(x: mx.array) -> mx.array:

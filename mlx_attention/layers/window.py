@@ -126,8 +126,8 @@ class WindowMhsaPairWise(KerasModule):
         check_size(max(dims, num_heads * key_dim) * 3 * num_heads * key_dim, f"{what}: key_dim")
         if min(height, width) < 2:
             raise ValueError(
-                f"a {height}x{width} window (window_size / input): kecam normalises the relative "
-                "coordinates by window - 1 = 0 and returns NaN"
+                f"window={(height, width)} (the window_size, clamped to the input_shape): kecam "
+                "normalises the relative coordinates by window - 1 = 0 and returns NaN"
             )
         embed = num_heads * key_dim
         self.num_heads, self.key_dim, self.window = num_heads, key_dim, (height, width)
