@@ -376,3 +376,31 @@ def test_eval_input_is_kecam_evaluation_pipeline_on_decoded_files(model, image_s
         ours = prepare(pixels)
         bound = 1e-4 * max(1.0, float(np.abs(kecam).max()))
         assert np.abs(ours - kecam).max() <= bound, name
+
+
+@pytest.mark.reference
+def test_counts_match_kecam_evaluation_on_the_same_files(model, image_set, tmp_path, monkeypatch):
+    """kecam's ``imagenet.eval_func.evaluation`` on kecam's own model of the fixture file, over
+    a kecam JSON data set of the PNGs (JPEGs decode a few levels apart: see ``decode``)."""
+    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
+    pytest.importorskip("keras_cv_attention_models", reason="kecam is absent")
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import make_model_fixtures
+
+    _, nat = make_model_fixtures.import_kecam()  # TensorFlow set up as the fixtures were made
+    from keras_cv_attention_models.imagenet import eval_func
+
+    case = json.loads((FIXTURES / "index.json").read_text())["nat_1000"]
+    kecam_model = nat.NAT(**case["kwargs"], pretrained=None)
+    kecam_model.load_weights(str(FIXTURES / case["weights"]))
+    samples = evaluate.label_samples(evaluate.scan(image_set.list_file), model)
+    pngs = [s for s in samples if Path(s.path).name in image_set.ranks and s.path.endswith("png")]
+    rows = [{"image": s.path, "label": s.label} for s in pngs]
+    data = tmp_path / "kecam.json"
+    data.write_text(json.dumps({"train": rows[:1], "test": rows, "info": {"num_classes": 1000}}))
+    y_true, top1, top5 = eval_func.evaluation(kecam_model, str(data), batch_size=4)
+    kecam_counts = (len(y_true), int((y_true == top1).sum()))
+    kecam_counts += (sum(int(t in row) for t, row in zip(y_true, top5)),)
+    ours = evaluate.evaluate(model, pngs, batch_size=4, progress=False)
+    assert (ours.images, ours.top1_hits, ours.top5_hits) == kecam_counts
+    assert 0 < kecam_counts[1] < kecam_counts[2] < kecam_counts[0]
