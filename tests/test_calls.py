@@ -11,7 +11,10 @@ from cases import CASES
 from helpers import assert_matches
 from parity import build_module, load_arrays
 
-from mlx_attention import attention_layers
+from mlx_attention import attention_layers, ops
+from mlx_attention.convert import load_keras_weights
+from mlx_attention.convert.loader import declared_layers
+from mlx_attention.ops.geometry import to_pair
 
 _IDS = [f"{c.family}/{c.id}" for c in CASES]
 
@@ -70,3 +73,118 @@ def test_an_empty_batch_in_training_leaves_the_batch_norm_statistics_alone():
     assert {"running_mean", "running_var"} <= before.keys()
     for key, value in before.items():
         assert np.array_equal(np.array(module.bn[key]), value), key
+
+
+# --- NaN and Inf: they reach exactly the outputs they reach in kecam ---------------------------
+
+
+def _non_finite(x) -> tuple[np.ndarray, ...]:
+    x = np.asarray(x.astype(mx.float32) if isinstance(x, mx.array) else x)
+    return np.isnan(x), np.isposinf(x), np.isneginf(x)
+
+
+def assert_same_spread(ours, theirs) -> None:
+    """The same NaN, +inf and -inf entries, and the same finite values elsewhere."""
+    for kind, mine, reference in zip(
+        ("NaN", "+inf", "-inf"), _non_finite(ours), _non_finite(theirs)
+    ):
+        assert np.array_equal(mine, reference), (
+            f"{kind}: {mine.sum()} entries, kecam's {reference.sum()}"
+        )
+    finite = np.isfinite(np.asarray(theirs))
+    assert_matches(np.asarray(ours)[finite], np.asarray(theirs)[finite])
+
+
+_BAD = {  # (tensor, pixel, head, channel or None for all) -> value
+    "nan_query": [("q", (2, 3), 1, 0, np.nan)],
+    "nan_key": [("k", (0, 0), 0, 2, np.nan)],
+    "inf_keys": [("k", (4, 1), 1, 1, np.inf), ("k", (1, 5), 0, 3, -np.inf)],
+    "inf_values": [
+        ("v", (3, 3), 0, 1, np.inf),
+        ("v", (4, 4), 0, 1, -np.inf),
+        ("v", (0, 6), 1, 2, np.inf),
+    ],
+    "nan_value": [("v", (5, 2), 1, 3, np.nan)],
+    "nan_pixel": [(t, (3, 4), h, None, np.nan) for t in "qkv" for h in (0, 1)],
+}
+
+
+@pytest.mark.parametrize("bad", _BAD, ids=str)
+@pytest.mark.parametrize(
+    "size, kernel, dilation", [((6, 6), 3, 1), ((7, 9), 3, (2, 1)), ((8, 7), 5, 1)]
+)
+def test_neighborhood_core_spreads_nan_and_inf_as_the_explicit_gather(
+    bad, size, kernel, dilation, kernels_mode
+):
+    """Every path (the tiled portable one, the fused kernel) against kecam's form, which sums
+    over each query's own K*K window: a non-finite entry reaches exactly the queries (and
+    value channels) whose window holds it."""
+    from tests.test_ops import explicit_neighborhood_attention
+
+    keys = mx.random.split(mx.random.key(5), 4)
+    shape = (1, *size, 2, 4)
+    arrays = {name: np.array(mx.random.normal(shape, key=key)) for name, key in zip("qkv", keys)}
+    for name, (row, col), head, channel, value in _BAD[bad]:
+        arrays[name][
+            0, row % size[0], col % size[1], head, slice(None) if channel is None else channel
+        ] = value
+    q, k, v = (mx.array(arrays[name]) for name in "qkv")
+    kh, kw = to_pair(kernel, "kernel")
+    bias = mx.random.normal((2, 2 * kh - 1, 2 * kw - 1), key=keys[3])
+    expected = explicit_neighborhood_attention(q, k, v, kernel, dilation, bias)
+    assert not np.all(np.isfinite(np.asarray(expected)))
+    assert_same_spread(
+        ops.neighborhood_attention(q, k, v, kernel, dilation=dilation, bias=bias), expected
+    )
+
+
+_NAT_CASES = [c for c in CASES if c.id in ("nat_square_k3", "nat_rect_k5_c30", "dinat_11x9_k3_d2")]
+
+
+@pytest.mark.parametrize("case", _NAT_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_non_finite_pixel_reaches_the_pixels_whose_window_holds_it(case, value, kernels_mode):
+    """kecam's block: a NaN or Inf input pixel makes NaN exactly the outputs whose neighbourhood
+    holds it (on 8x8 with kernel 3, the 9 around it, not the 4x4 tiles' key regions)."""
+    module = build_module(case)
+    inputs, _ = load_arrays(case)
+    height, width, _ = case.input_shapes[0]
+    rows, cols = ops.neighborhood_axis_maps(
+        (height, width), case.kwargs["kernel_size"], case.kwargs.get("dilation_rate", 1)
+    )
+    for pixel in [(0, 0), (height // 2, width - 2), (height - 1, 1)]:
+        x = inputs[0][:1].copy()
+        x[0, pixel[0], pixel[1]] = value
+        reached = np.isin(rows.source(), pixel[0]).any(1)[:, None] & np.isin(
+            cols.source(), pixel[1]
+        ).any(1)
+        out = np.asarray(module(mx.array(x)))[0]
+        assert np.array_equal(~np.isfinite(out).all(-1), reached), pixel
+        assert np.isfinite(out[~reached]).all()
+
+
+_ONE_INPUT = [
+    c for c in CASES if c.version == "1.4.3" and not c.resize_from and len(c.input_shapes) == 1
+]
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("case", _ONE_INPUT, ids=lambda c: f"{c.family}/{c.id}")
+def test_a_non_finite_pixel_spreads_as_in_kecam_live(case, kecam_live, kernels_mode, tmp_path):
+    """Every block with one input, kecam's weights, a NaN or -inf pixel (a corner, the last one,
+    one inside): the same NaN and Inf outputs as kecam's, the same numbers elsewhere."""
+    tf, kecam_layers, build = kecam_live
+    model, inputs, _ = build(case, kecam_layers, tf, np.random.default_rng(7))
+    model.save_weights(str(tmp_path / "weights.h5"))
+    module = build_module(case)
+    if declared_layers(module):
+        load_keras_weights(module, tmp_path / "weights.h5")
+    shape = inputs[0].shape
+    for value in (np.nan, -np.inf):
+        for pixel in [(0, 0), (-1, -1), (1, -2)]:
+            x = inputs[0].copy()
+            x[(0, *(p % n for p, n in zip(pixel[: len(shape) - 2], shape[1:])))] = value
+            theirs = model(x, training=False)
+            theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
+            for ours, reference in zip(_outputs(module(mx.array(x))), theirs):
+                assert_same_spread(ours, np.asarray(reference))

@@ -66,7 +66,9 @@ for (int ax = 0; ax < 2; ++ax) {READ_AXIS
     extent[ax] = size;
 }
 int span_w = 2 * count[1] - 1;
-float top = 0.0f;
+// the lowest finite float, not the first score: a leading -inf score must weigh 0, not give
+// EXP(-inf - -inf) = NaN (kecam's two-pass softmax weighs it 0)
+float top = -3.402823466e38f;
 float total = 0.0f;
 float acc[VD];
 for (int c = 0; c < VD; ++c) {
@@ -96,9 +98,6 @@ for (int a = 0; a < count[0]; ++a) {
                static_cast<float>(bias[logits + count[0] + e]);
     }
     // online softmax: running maximum `top`, running sum `total` of EXP(score - top)
-    if (a == 0 && e == 0) {
-      top = score;
-    }
     float next = score > top ? score : top;
     float rescale = EXP(top - next);
     float weight = EXP(score - next);

@@ -49,8 +49,10 @@ def _axis_tiles(amap: AxisMap, tile: int):
 
 @functools.lru_cache(maxsize=64)
 def _tile_plan(rows: AxisMap, cols: AxisMap, tile: tuple[int, int]):
-    """Flat gather indices of the tiled path: queries per tile, key region per tile, the way back
-    from tiles to pixels, and the per-axis bias offsets (see :func:`_axis_tiles`)."""
+    """The tiled path's constants: ``sizes``, the flat gather indices (queries per tile, key
+    region per tile, the way back from tiles to pixels, the per-axis bias offsets), which region
+    slots are inside their query's window (see :func:`_axis_tiles`), and each pixel's window
+    start (see :func:`_window_sums`)."""
     tile_rows, region_rows, offset_rows = _axis_tiles(rows, tile[0])
     tile_cols, region_cols, offset_cols = _axis_tiles(cols, tile[1])
     width = cols.size
@@ -59,8 +61,19 @@ def _tile_plan(rows: AxisMap, cols: AxisMap, tile: tuple[int, int]):
     back = np.zeros(rows.size * width, np.int64)  # each pixel's first place among the tiles
     back[queries[::-1]] = np.arange(queries.size)[::-1]
     sizes = (*tile_rows.shape, *tile_cols.shape, region_rows.shape[1], region_cols.shape[1])
-    flat = (queries, region, back, offset_rows, offset_cols)
-    return sizes, [mx.array(a.reshape(-1).astype(np.int32)) for a in flat]
+    flat = [
+        mx.array(a.reshape(-1).astype(np.int32))
+        for a in (queries, region, back, offset_rows, offset_cols)
+    ]
+    # in the scores' layout [n_rows, n_cols, tile_h, tile_w, span_h, span_w]
+    inside = mx.array(
+        (offset_rows < 2 * rows.kernel - 1)[:, None, :, None, :, None]
+        & (offset_cols < 2 * cols.kernel - 1)[None, :, None, :, None, :]
+    )
+    starts = (
+        rows.nat_start()[:, None] * (width - (cols.kernel - 1) * cols.dilation) + cols.nat_start()
+    )
+    return sizes, flat, inside, mx.array(starts.reshape(-1).astype(np.int32))
 
 
 def check_neighborhood_inputs(queries, keys, values, kernel_size, dilation, bias):
@@ -102,9 +115,10 @@ def neighborhood_attention(
     fused kernel does not have) works on tiles of ``TILE`` queries: it gathers each tile's key
     region (the union of its queries' windows, about ``(t + k - 1)^2 / t^2`` times the keys,
     never ``k*k``), scores it with one batched product, masks the slots outside each query's
-    window (``-inf``, folded into the relative-bias lookup), and takes the weighted sum of the
-    region's values with a second product. Scores and softmax run in float32; the result is cast
-    to the dtype of ``values``. Windows follow :func:`neighborhood_patches` (kecam's rule).
+    window (``-inf``), and takes the weighted sum of the region's values with a second product;
+    NaN and Inf reach the outputs they reach in kecam (see ``_portable``). Scores and softmax run
+    in float32; the result is cast to the dtype of ``values``. Windows follow
+    :func:`neighborhood_patches` (kecam's rule).
 
     Args:
         queries: ``[B, H, W, heads, kd]``.
@@ -140,11 +154,53 @@ def neighborhood_attention(
     return _portable(queries, keys, values, rows, cols, scale, bias, dropout)
 
 
+def _sliding_sums(x: mx.array, amap: AxisMap, axis: int) -> mx.array:
+    """Along ``axis``, the sum of the ``k`` taps ``d`` apart of every window start, built from
+    sums of 1, 2, 4, ... taps (``log2 k`` additions instead of ``k``)."""
+
+    def taps(a: mx.array, start: int, length: int) -> mx.array:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(start, start + length)
+        return a[tuple(index)]
+
+    k, d = amap.kernel, amap.dilation
+    length = amap.size - (k - 1) * d  # number of window starts
+    total, used, power, partial = None, 0, 1, x  # partial[i]: the sum of `power` taps from i
+    while True:
+        if k & power:
+            piece = taps(partial, used * d, length)
+            total = piece if total is None else total + piece
+            used += power
+        if 2 * power > k:
+            return total
+        count = partial.shape[axis] - power * d
+        partial = taps(partial, 0, count) + taps(partial, power * d, count)
+        power *= 2
+
+
+def _window_sums(x: mx.array, rows: AxisMap, cols: AxisMap, starts: mx.array) -> mx.array:
+    """``[B, H, W, ...]``: the sum over each pixel's NAT window, ``starts`` the flat index of its
+    window's first tap among the window starts.
+
+    Sums of ``0``, ``±inf`` and NaN are what kecam's weighted sum gives a window's non-finite
+    values (NaN for a NaN or both infinities), in any order.
+    """
+    sums = _sliding_sums(_sliding_sums(x, rows, axis=1), cols, axis=2)
+    sums = sums.reshape(x.shape[0], -1, *x.shape[3:])
+    return mx.take(sums, starts, axis=1).reshape(x.shape)
+
+
 def _portable(queries, keys, values, rows, cols, scale, bias, dropout=None):
+    """The tiled path. A tile's key region holds keys and values outside some of its queries'
+    windows; they must not reach those queries, even as NaN or Inf (``NaN * 0`` is NaN): their
+    scores are replaced by ``-inf`` with ``where``, and non-finite values enter the weighted sum
+    as zero, then the sum over each query's window of the non-finite ones (0, ±inf or NaN per
+    channel) is added, as kecam's sum has them. One difference is left: a non-finite value whose
+    weight is exactly 0 (a ``-inf`` score, or an underflow) gives kecam ``0 * inf = NaN`` and
+    this path that infinity."""
     batch, height, width, heads, _ = queries.shape
-    sizes, (query_index, region_index, back, offset_rows, offset_cols) = _tile_plan(
-        rows, cols, TILE
-    )
+    sizes, flat, inside, window_starts = _tile_plan(rows, cols, TILE)
+    query_index, region_index, back, offset_rows, offset_cols = flat
     n_rows, tile_h, n_cols, tile_w, span_h, span_w = sizes
     tiles = n_rows * n_cols
 
@@ -154,16 +210,21 @@ def _portable(queries, keys, values, rows, cols, scale, bias, dropout=None):
 
     q = gather(queries, query_index, tile_h * tile_w) * scale
     scores = q @ gather(keys, region_index, span_h * span_w).swapaxes(-1, -2)
-    table = mx.zeros((heads, 2 * rows.kernel - 1, 2 * cols.kernel - 1)) if bias is None else bias
-    # offset 2k-1 (a slot outside the query's window) reads the appended -inf row or column
-    table = mx.pad(table.astype(mx.float32), [(0, 0), (0, 1), (0, 1)], constant_values=-mx.inf)
-    logits = mx.take(mx.take(table, offset_rows, axis=1), offset_cols, axis=2)
-    logits = logits.reshape(heads, n_rows, tile_h, span_h, n_cols, tile_w, span_w)
     scores = scores.reshape(batch, heads, n_rows, n_cols, tile_h, tile_w, span_h, span_w)
-    scores = scores + logits.transpose(0, 1, 4, 2, 5, 3, 6)
+    if bias is not None:
+        # offset 2k-1 (a slot outside the query's window) reads the appended row or column,
+        # masked below
+        table = mx.pad(bias.astype(mx.float32), [(0, 0), (0, 1), (0, 1)])
+        logits = mx.take(mx.take(table, offset_rows, axis=1), offset_cols, axis=2)
+        logits = logits.reshape(heads, n_rows, tile_h, span_h, n_cols, tile_w, span_w)
+        scores = scores + logits.transpose(0, 1, 4, 2, 5, 3, 6)
+    scores = mx.where(inside, scores, -mx.inf)
     weights = mx.softmax(scores.reshape(batch, heads, tiles, tile_h * tile_w, -1), axis=-1)
     if dropout is not None:
         weights = dropout(weights)
-    out = weights @ gather(values, region_index, span_h * span_w)  # [B, heads, tiles, t, vd]
-    out = out.transpose(0, 2, 3, 1, 4).reshape(batch, -1, heads, values.shape[4])
-    return mx.take(out, back, axis=1).astype(values.dtype).reshape(values.shape)
+    finite = mx.where(mx.abs(values) < mx.inf, values, 0)  # (faster than isfinite on the CPU)
+    out = weights @ gather(finite, region_index, span_h * span_w)
+    out = out.transpose(0, 2, 3, 1, 4).reshape(batch, tiles * tile_h * tile_w, heads, -1)
+    out = mx.take(out, back, axis=1).reshape(values.shape)
+    non_finite = values - finite  # 0 where finite: adds nothing to a finite result
+    return (out + _window_sums(non_finite, rows, cols, window_starts)).astype(values.dtype)
