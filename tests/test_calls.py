@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from cases import CASES
 from helpers import assert_matches
+from mlx.utils import tree_flatten, tree_map
 from parity import build_module, load_arrays
 
 from mlx_attention import attention_layers, ops
@@ -188,3 +189,30 @@ def test_a_non_finite_pixel_spreads_as_in_kecam_live(case, kecam_live, kernels_m
             theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
             for ours, reference in zip(_outputs(module(mx.array(x))), theirs):
                 assert_same_spread(ours, np.asarray(reference))
+
+
+# --- half-precision gradients ------------------------------------------------------------------
+
+_NORMALISED = [
+    c for c in CASES if c.kecam in ("shifted_window_attention", "cross_covariance_attention")
+]
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)
+@pytest.mark.parametrize("case", _NORMALISED, ids=lambda c: c.id)
+def test_half_precision_gradients_are_finite(case, dtype):
+    """Swin v2 pads its map with zero tokens, whose keys are zero vectors: the gradient of the
+    key normalisation must not overflow float16 there (nor anywhere else)."""
+    module = build_module(case)
+    load_keras_weights(module, case.weights_path)
+    module.update(tree_map(lambda p: p.astype(dtype), module.parameters()))
+    x = mx.array(load_arrays(case)[0][0]).astype(dtype)
+
+    def loss(params, x):
+        module.update(params)
+        return module(x).astype(mx.float32).sum()
+
+    grads, grad_x = mx.grad(loss, argnums=(0, 1))(module.trainable_parameters(), x)
+    for name, grad in [*tree_flatten(grads), ("input", grad_x)]:
+        assert grad.dtype == dtype, name
+        assert mx.all(mx.isfinite(grad)).item(), name

@@ -30,6 +30,18 @@ class Dropout(nn.Dropout):
         return self.training and self.rate > 0
 
 
+def l2_normalize(x: mx.array, axis: int = -1) -> mx.array:
+    """TF's ``l2_normalize(x, axis, epsilon=1e-6)``: ``x * rsqrt(max(sum x^2, 1e-6))``.
+
+    The statistic is computed in float32 and the result cast back: for a zero vector (the
+    padding of a shifted-window map) the gradient of ``rsqrt`` at ``1e-6`` overflows float16,
+    and the zero that ``maximum`` passes to the sum turns that ``inf`` into NaN.
+    """
+    wide = x.astype(mx.float32)
+    norm = mx.rsqrt(mx.maximum(mx.sum(mx.square(wide), axis=axis, keepdims=True), 1e-6))
+    return (wide * norm).astype(x.dtype)
+
+
 def attend(
     query: mx.array,
     key: mx.array,

@@ -16,6 +16,7 @@ from .attention import (
     check_block,
     check_dense,
     head_key_dim,
+    l2_normalize,
     output_dims,
     qkv_output_layers,
 )
@@ -33,11 +34,6 @@ def _channel_merge(x: mx.array) -> mx.array:
     """``[B, heads, d, N] -> [B, N, heads * d]`` (channel ``h * d + i``)."""
     batch, heads, dims, tokens = x.shape
     return x.transpose(0, 3, 1, 2).reshape(batch, tokens, heads * dims)
-
-
-def _l2_normalize(x: mx.array, axis: int) -> mx.array:
-    """TF's ``l2_normalize(x, axis, epsilon=1e-6)``: ``x * rsqrt(max(sum x^2, 1e-6))``."""
-    return x * mx.rsqrt(mx.maximum(mx.sum(mx.square(x), axis=axis, keepdims=True), 1e-6))
 
 
 class ChannelSelfAttention(KerasModule):
@@ -151,8 +147,8 @@ class CrossCovarianceAttention(KerasModule):
         qkv = self.qkv(x.reshape(batch, -1, x.shape[-1]))
         query, key, value = (_channel_heads(t, self.num_heads) for t in mx.split(qkv, 3, -1))
         # The per-head temperature scales the normalised query: (t q) k^T = t (q k^T).
-        query = self.temperature(_l2_normalize(query, axis=-1)).astype(query.dtype)
-        key = _l2_normalize(key, axis=-1)
+        query = self.temperature(l2_normalize(query, axis=-1)).astype(query.dtype)
+        key = l2_normalize(key, axis=-1)
         out = attend(query, key, value, scale=1.0, dropout=self.attn_drop)
         return self.out_drop(self.output(_channel_merge(out).reshape(batch, *grid, -1)))
 

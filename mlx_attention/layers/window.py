@@ -14,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import ops
-from .attention import Dropout, attend, qkv_output_layers
+from .attention import Dropout, attend, l2_normalize, qkv_output_layers
 from .base import KerasLayer, KerasModule
 from .common import BiasLayer
 from .positional import MlpPairwisePositionalEmbedding
@@ -155,8 +155,7 @@ class WindowMhsaPairWise(KerasModule):
         if self.qv_bias:
             q, v = self.query_bias(q), self.value_bias(v)
         q, k, v = (t.reshape(count, -1, heads, key_dim).transpose(0, 2, 1, 3) for t in (q, k, v))
-        q = q * mx.rsqrt(mx.maximum((q * q).sum(-1, keepdims=True), 1e-6))
-        k = k * mx.rsqrt(mx.maximum((k * k).sum(-1, keepdims=True), 1e-6))
+        q, k = l2_normalize(q), l2_normalize(k)
         # the per-head logit scale multiplies the scores: fold it into the queries
         q = q * self.scale.factor()[0].astype(q.dtype)
         bias, scores_fn = self.pos_emb.bias(), None  # [heads, N, N]
