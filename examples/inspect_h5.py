@@ -14,9 +14,10 @@ from mlx_attention.demo import DEMO_WEIGHTS
 
 path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEMO_WEIGHTS / "outlook_attention.h5"
 
-for layer in convert.read_keras_h5(path):
-    if not layer.arrays:
-        print(f"{layer.name}  (no weights)")
-        continue
-    for name, array in zip(layer.weight_names, layer.arrays):
-        print(f"{layer.name}  {name}  {tuple(array.shape)}  {array.size:,} values")
+with convert.KerasH5(path) as f:  # metadata only: no weight is read
+    for layer in f.layers:
+        if not layer.weights:
+            print(f"{layer.name}  (no weights)")
+            continue
+        for weight in layer.weights:
+            print(f"{layer.name}  {weight.name}  {weight.shape}  {weight.size:,} values")

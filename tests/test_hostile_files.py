@@ -256,17 +256,18 @@ def test_non_float_weights_are_refused_naming_file_layer_and_weight(tmp_path, da
 # --- damaged files --------------------------------------------------------------------------
 
 
-def test_zeroed_metadata_is_a_keras_file_error(tmp_path):
-    """Zero 32 bytes at every offset of a real file, the global heap of ``layer_names``
-    included (HDF5 itself loops forever on a zeroed heap object): every load ends, loaded or
-    with one of the library's errors."""
+@pytest.mark.parametrize("fill", [0x00, 0xFF])
+def test_damaged_metadata_is_a_keras_file_error(tmp_path, fill):
+    """Overwrite 32 bytes at every offset of a real file with zeros (or 0xFF), the global heap
+    of ``layer_names`` included (HDF5 itself loops forever on a zeroed or wrapping heap
+    object): every load ends, loaded or with one of the library's errors."""
     data = CONV.weights_path.read_bytes()
     heap = data.index(b"GCOL")
     out = run_limited(f"""
         data = open({str(CONV.weights_path)!r}, "rb").read()
         for offset in [*range(0, len(data), 32), {heap + 16}]:
             damaged = bytearray(data)
-            damaged[offset : offset + 32] = bytes(32)
+            damaged[offset : offset + 32] = bytes([{fill}]) * 32
             open({str(tmp_path / "z.h5")!r}, "wb").write(damaged)
             try:
                 load_keras_weights(build_module(CONV), {str(tmp_path / "z.h5")!r})

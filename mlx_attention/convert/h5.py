@@ -163,11 +163,11 @@ def _check_global_heaps(handle: BinaryIO, path: Path) -> None:
     if size == 0:
         return
     with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = data.find(b"GCOL")
+        start = data.find(b"GCOL\x01")
         while start >= 0:
             length = int.from_bytes(data[start + 8 : start + 16], "little")
             end = start + length
-            if data[start + 4 : start + 5] == b"\x01" and 16 < length and end <= size:
+            if 16 < length and end <= size:
                 at = start + 16
                 while at + 16 <= end:
                     index = int.from_bytes(data[at : at + 2], "little")
@@ -180,7 +180,7 @@ def _check_global_heaps(handle: BinaryIO, path: Path) -> None:
                             f"global heap at byte {start} (object header at byte {at})"
                         )
                     at += step
-            start = data.find(b"GCOL", start + 4)
+            start = data.find(b"GCOL\x01", start + 4)
 
 
 def _read_attr_list(group: h5py.Group, key: str) -> list[str]:

@@ -33,6 +33,10 @@ logger = logging.getLogger("mlx_attention.convert")
 _RESIZE_SOURCE_LIMIT = 64
 
 
+# Missing layers that get a "did you mean" (each is a fuzzy search over the file's names).
+_HINTS = 20
+
+
 class WeightMismatchError(ValueError):
     """The file's weights do not fit the module; the message lists every problem.
 
@@ -171,7 +175,7 @@ def _placeholder(shape: tuple[int, ...]) -> np.ndarray:
 def _to_mx(value: np.ndarray, like: mx.array) -> mx.array:
     """``value`` in the parameter's dtype, evaluated (so no float64 copy stays in the graph)."""
     as_numpy = {mx.float16: np.float16, mx.float64: np.float64}.get(like.dtype, np.float32)
-    array = mx.array(np.ascontiguousarray(value, dtype=as_numpy))
+    array = mx.array(value.astype(as_numpy, copy=False))  # MLX copies a strided view fast
     if array.dtype != like.dtype:
         array = array.astype(like.dtype)
     mx.eval(array)
@@ -217,8 +221,10 @@ class _Loader:
                 stored = self.f.get(full)
                 if stored is None:
                     if layer.kind != "Constant":
-                        close = difflib.get_close_matches(full, names, n=1, cutoff=0.75)
-                        hint = f"; did you mean {close[0]!r}?" if close else ""
+                        hint = ""
+                        if len(self.missing) < _HINTS:
+                            close = difflib.get_close_matches(full, names, n=1, cutoff=0.75)
+                            hint = f"; did you mean {close[0]!r}?" if close else ""
                         self.missing.append(full)
                         self.problems.append(f"missing Keras layer {full!r} ({layer.kind}){hint}")
                         self.explained.update(_covered(layer, self.tree))
