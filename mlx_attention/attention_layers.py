@@ -343,14 +343,16 @@ def MultiHeadRelativePositionalEmbedding(  # noqa: N802
     with_cls_token=True, attn_height=-1, num_heads=-1, *, input_shape, name=None
 ) -> _pos.MultiHeadRelativePositionalEmbedding:
     """kecam ``MultiHeadRelativePositionalEmbedding`` (beit, coatnet, cmt): scores
-    ``[B, heads, Q, K]``; ``num_heads`` other than the input's must be 1 to broadcast."""
+    ``[B, heads, Q, K]``; ``num_heads`` other than the input's broadcasts as kecam's sum does:
+    a 1-head table over the input's heads, or an input of 1 head over the table's
+    (``[B, num_heads, Q, K]`` out)."""
     what = "MultiHeadRelativePositionalEmbedding"
     heads, queries, keys = check_input_shape(input_shape, 3, what)
     cls = 1 if check_bool(with_cls_token, "with_cls_token", what=what) else 0
     num_heads = check_int(num_heads, "num_heads", what=what)
     hh, ww = _grid(queries - cls, attn_height, "MultiHeadRelativePositionalEmbedding")
     table_heads = heads if num_heads == -1 else num_heads
-    if table_heads not in (heads, 1):
+    if heads != 1 and table_heads not in (heads, 1):
         raise ValueError(
             f"MultiHeadRelativePositionalEmbedding: num_heads={num_heads} does not broadcast "
             f"to the input's {heads} heads"

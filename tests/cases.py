@@ -256,6 +256,8 @@ POSITIONAL = [
     _case("beit_kv_smaller", _P, "MultiHeadRelativePositionalEmbedding", (2, 16, 4), with_cls_token=False, name="pe"),
     _case("beit_kv_smaller_rect", _P, "MultiHeadRelativePositionalEmbedding", (2, 24, 6), with_cls_token=False, attn_height=4, name="pe"),
     _case("beit_one_table_head", _P, "MultiHeadRelativePositionalEmbedding", (2, 16, 16), with_cls_token=False, num_heads=1, name="pe"),
+    _case("beit_one_input_head", _P, "MultiHeadRelativePositionalEmbedding", (1, 17, 17), num_heads=3, name="pe"),
+    _case("beit_one_input_head_rect", _P, "MultiHeadRelativePositionalEmbedding", (1, 15, 15), with_cls_token=False, attn_height=3, num_heads=2, name="pe"),
     _case("levit_square", _P, "MultiHeadPositionalEmbedding", (2, 16, 16), name="lv_attn_pos"),
     _case("levit_rect", _P, "MultiHeadPositionalEmbedding", (2, 15, 15), query_height=3, name="lv_attn_pos"),
     _case("levit_strided", _P, "MultiHeadPositionalEmbedding", (2, 16, 49), name="lv_attn_pos"),

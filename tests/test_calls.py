@@ -216,3 +216,16 @@ def test_half_precision_gradients_are_finite(case, dtype):
     for name, grad in [*tree_flatten(grads), ("input", grad_x)]:
         assert grad.dtype == dtype, name
         assert mx.all(mx.isfinite(grad)).item(), name
+
+
+def test_relative_positional_heads_broadcast_only_as_in_kecam():
+    """kecam sums ``[B, heads, Q, K]`` and its ``[num_heads, Q, K]`` table: one input head
+    broadcasts over the table's (the fixtures ``beit_one_input_head*``), 2 and 3 fail."""
+    module = attention_layers.MultiHeadRelativePositionalEmbedding(
+        with_cls_token=False, num_heads=3, input_shape=(1, 16, 16), name="pe"
+    )
+    assert module(mx.zeros((2, 1, 16, 16))).shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="num_heads=3 does not broadcast to the input's 2 heads"):
+        attention_layers.MultiHeadRelativePositionalEmbedding(
+            with_cls_token=False, num_heads=3, input_shape=(2, 16, 16), name="pe"
+        )

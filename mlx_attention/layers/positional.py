@@ -277,14 +277,15 @@ class MultiHeadRelativePositionalEmbedding(_KecamWeights):
     geometry; this is what the weights were trained with, so it is reproduced.
 
     Args:
-        num_heads: heads of the table (``1`` broadcasts over the input's heads).
+        num_heads: heads of the table (``1`` broadcasts over the input's heads, and an input of
+            one head broadcasts over the table's).
         height, width: the patch grid, ``query_blocks = cls + height * width``.
         with_cls_token: a leading class token.
         key_blocks: keys per query (defaults to ``query_blocks``).
         name: the Keras layer name.
 
     Shape:
-        ``[B, heads, query_blocks, key_blocks] -> same``
+        ``[B, heads, query_blocks, key_blocks] -> [B, max(heads, num_heads), ...]``
     """
 
     _weight_names = ("positional_embedding",)
