@@ -188,14 +188,21 @@ def test_memory_bomb_in_a_used_layer_is_refused_unread(tmp_path):
 
 def test_memory_bomb_in_an_unused_layer_is_never_read(tmp_path, capsys):
     path = copy_fixture(CONV, tmp_path)
-    add_layer(path, "zz_other", **_bomb())
+    add_layer(path, "zz_other", **_bomb())  # another model's layer
+    scoped = copy_fixture(CONV, tmp_path, "scoped.h5")
+    add_layer(scoped, "c_big", **_bomb())  # under the block's name: unexpected, still unread
     out = run_limited(f"""
         report = load_keras_weights(build_module(CONV), {str(path)!r})
         print("LOADED", report.loaded, report.ok)
         attempt(cli.main, ["inspect", {str(path)!r}])
+        attempt(load_keras_weights, build_module(CONV), {str(scoped)!r})
+        report = load_keras_weights(build_module(CONV), {str(scoped)!r}, strict=False)
+        print("SCOPED", report.loaded, report.unexpected)
     """)
     assert "LOADED ('c_conv',) True" in out
     assert "(60000, 60000)" in out and "RESULT 2" not in out  # inspect printed the shape
+    assert "RESULT WeightMismatchError" in out and "unexpected Keras layer 'c_big'" in out
+    assert "SCOPED ('c_conv',) ('c_big',)" in out
 
 
 def test_memory_bomb_table_is_not_read_to_be_resized(tmp_path):

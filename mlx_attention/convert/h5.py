@@ -255,10 +255,13 @@ class KerasH5:
             if not isinstance(group, h5py.Group):
                 raise KerasFileError(f"{self.path}: layer {name!r} is not an HDF5 group")
             weights = []
-            for weight_name in _read_attr_list(group, "weight_names"):
+            with self._errors(f"layer {name!r}"):
+                weight_names = _read_attr_list(group, "weight_names")
+            for weight_name in weight_names:
                 where = f"layer {name!r}, weight {weight_name!r}"
-                dataset = self._child(group, weight_name, what=where)
-                weights.append(self._weight_info(dataset, weight_name, where))
+                with self._errors(where):
+                    dataset = self._child(group, weight_name, what=where)
+                    weights.append(self._weight_info(dataset, weight_name, where))
                 datasets[(name, weight_name)] = dataset
             layers.append(LayerInfo(name, tuple(weights)))
         return tuple(layers), datasets
