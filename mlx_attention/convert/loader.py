@@ -280,34 +280,26 @@ class _Loader:
             converted = self.convert(plan, arrays)
         except (ValueError, IndexError, TypeError) as err:
             return self.shape_mismatch(layer, stored, f"they do not fit: {err}")
-        fits = True
+        reasons, messages = [], []
         for key, value in converted.items():
             full_key = self.tree.key(layer.module, key)
             target = self.tree.parameters.get(full_key)
             if target is None:
-                fits = False
-                self.mismatch(
-                    layer,
-                    stored,
-                    f"no module parameter {full_key!r}",
-                    f"{stored.name!r}: the module has no parameter {full_key!r}",
-                )
+                reasons.append(f"no module parameter {full_key!r}")
+                messages.append(f"{stored.name!r}: the module has no parameter {full_key!r}")
             elif tuple(value.shape) != tuple(target.shape):
-                fits = False
-                hint = (
-                    "; a table of another input size: resize=True loads it"
-                    if layer.resize is not None and self.resize is False
-                    else ""
-                )
-                self.mismatch(
-                    layer,
-                    stored,
-                    f"{key}: {tuple(value.shape)} for {tuple(target.shape)}",
+                reasons.append(f"{key}: {tuple(value.shape)} for {tuple(target.shape)}")
+                messages.append(
                     f"Keras weight {stored.name!r}/{key}: shape {tuple(value.shape)} after "
-                    f"conversion, module parameter {full_key!r} has {tuple(target.shape)}{hint}",
+                    f"conversion, module parameter {full_key!r} has {tuple(target.shape)}"
                 )
-        if fits:
-            self.plans.append(plan)
+        if not reasons:
+            return self.plans.append(plan)
+        if layer.resize is not None and self.resize is False:
+            hint = "a table of another input size: resize=True loads it"
+            reasons.append(hint)
+            messages.append(hint)
+        self.mismatch(layer, stored, "; ".join(reasons), "; ".join(messages))
 
     def shape_mismatch(self, layer: KerasLayer, stored: LayerInfo, why: str) -> None:
         shapes = ", ".join(f"{n}: {s}" for n, s in zip(stored.short_names, stored.shapes))
