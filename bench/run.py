@@ -304,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                         "none in quick mode)")  # fmt: skip
     parser.add_argument("--out", default=str(HERE / "results"), help="output folder")
     args = parser.parse_args(argv)
+    if args.list:
+        print(benchmarks.row_table(models=bool(args.models)))
+        return 0
     options = benchmarks.options_from_args(args, args.quick)
     if "models" in options:
         return main_models(args, options)

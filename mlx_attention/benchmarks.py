@@ -957,12 +957,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     args = parser.parse_args(argv)
     if args.list:
-        if args.models:
-            print(text_table([(r.key, r.name, r.kwargs or "") for r in MODEL_ROWS],
-                             ("model row", "registry name", "arguments")))  # fmt: skip
-            return 0
-        print(text_table([(b.key, b.kecam, b.shape_text, b.source) for b in BLOCKS],
-                         ("block", "kecam", "input", "model stage")))  # fmt: skip
+        print(row_table(models=bool(args.models)))
         return 0
     quick = args.quick or not args.full
     options = options_from_args(args, quick)
@@ -983,6 +978,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(args.json, records, env, protocol)
     return 0
+
+
+def row_table(models: bool = False) -> str:
+    """``--list``: the block rows, or the whole-model rows."""
+    if models:
+        return text_table([(r.key, r.name, r.kwargs or "") for r in MODEL_ROWS],
+                          ("model row", "registry name", "arguments"))  # fmt: skip
+    return text_table([(b.key, b.kecam, b.shape_text, b.source) for b in BLOCKS],
+                      ("block", "kecam", "input", "model stage"))  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser, full_batches: str, modes: str) -> None:

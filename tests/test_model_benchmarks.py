@@ -98,6 +98,15 @@ def test_cli_bench_models_lists_the_rows(capsys):
     assert "NAT_Mini" in out and "DiNAT_Mini" in out and "neighborhood_attention" not in out
 
 
+@pytest.mark.parametrize("models_flag", [[], ["--models"]])
+def test_run_py_list_lists_and_runs_nothing(monkeypatch, capsys, models_flag):
+    run_py = _run_py()
+    monkeypatch.setattr(benchmarks, "run", lambda **_: pytest.fail("--list ran the blocks"))
+    monkeypatch.setattr(benchmarks, "run_models", lambda **_: pytest.fail("--list ran models"))
+    assert run_py.main(["--list", *models_flag]) == 0
+    assert capsys.readouterr().out.strip() == benchmarks.row_table(models=bool(models_flag))
+
+
 def test_run_py_models_quick_writes_json_and_markdown(tiny_rows, tmp_path, capsys):
     run_py = _run_py()
     assert run_py.main(["--models", "--quick", "--out", str(tmp_path)]) == 0
