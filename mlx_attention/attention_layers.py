@@ -155,6 +155,7 @@ def anti_alias_downsample(
 ) -> layers.AntiAliasDownsample:
     """kecam ``anti_alias_downsample``; ``padding`` is ignored, as in kecam (always TF SAME)."""
     shape = check_input_shape(input_shape, 3, "anti_alias_downsample")
+    check_str(padding, "padding", what="anti_alias_downsample")
     return layers.AntiAliasDownsample(
         shape[-1], kernel_size, strides, trainable=trainable, name=name
     )
@@ -299,8 +300,8 @@ def MultiHeadPositionalEmbedding(  # noqa: N802
             heads, shape[-2], shape[-1], query_height=query_height, key_height=key_height,
             name=name,
         )  # fmt: skip
-    except ValueError as err:
-        raise ValueError(f"MultiHeadPositionalEmbedding: input_shape={shape}: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"MultiHeadPositionalEmbedding: input_shape={shape}: {err}") from None
 
 
 def MultiHeadRelativePositionalKernelBias(  # noqa: N802
@@ -332,8 +333,8 @@ def MultiHeadRelativePositionalKernelBias(  # noqa: N802
             heads, height, blocks // height, size, dilation_rate=dilation_rate,
             is_heads_first=is_heads_first, name=name,
         )  # fmt: skip
-    except ValueError as err:
-        raise ValueError(
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(
             f"{what}: input_shape={shape}, input_height={input_height}, "
             f"is_heads_first={is_heads_first}, dilation_rate={dilation_rate!r}: {err}"
         ) from None
@@ -361,8 +362,8 @@ def MultiHeadRelativePositionalEmbedding(  # noqa: N802
         return _pos.MultiHeadRelativePositionalEmbedding(
             table_heads, hh, ww, with_cls_token=with_cls_token, key_blocks=keys, name=name
         )
-    except ValueError as err:
-        raise ValueError(f"MultiHeadRelativePositionalEmbedding: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"MultiHeadRelativePositionalEmbedding: {err}") from None
 
 
 def PairWiseRelativePositionalEmbedding(  # noqa: N802
@@ -375,8 +376,8 @@ def PairWiseRelativePositionalEmbedding(  # noqa: N802
         return _pos.PairWiseRelativePositionalEmbedding(
             height, width, pos_scale=pos_scale, name=name
         )
-    except ValueError as err:
-        raise ValueError(f"PairWiseRelativePositionalEmbedding: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"PairWiseRelativePositionalEmbedding: {err}") from None
 
 
 def MlpPairwisePositionalEmbedding(  # noqa: N802
@@ -419,8 +420,8 @@ def MlpPairwisePositionalEmbedding(  # noqa: N802
         return _pos.MlpPairwisePositionalEmbedding(
             heads, hh, ww, pos_scale=pos_scale, extra_tokens=queries - hh * ww, **kwargs
         )
-    except ValueError as err:
-        raise ValueError(f"{what}: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"{what}: {err}") from None
 
 
 def PositionalEmbedding(input_height=-1, *, input_shape, name=None) -> _pos.PositionalEmbedding:  # noqa: N802
@@ -450,8 +451,8 @@ def PositionalEncodingFourier(  # noqa: N802
         return _pos.PositionalEncodingFourier(
             dims, height, width, filters=filters, temperature=temperature, name=name
         )
-    except ValueError as err:
-        raise ValueError(f"PositionalEncodingFourier: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"PositionalEncodingFourier: {err}") from None
 
 
 def RelativePositionalEmbedding(  # noqa: N802
@@ -491,8 +492,8 @@ def PositionalEncodingFourierRot(  # noqa: N802
             reg_temperature=reg_temperature, ref_feature_shape=ref_feature_shape,
             reg_ref_feature_shape=reg_ref_feature_shape, name=name,
         )  # fmt: skip
-    except ValueError as err:
-        raise ValueError(f"{what}: {err}") from None
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(f"{what}: {err}") from None
 
 
 # --- patch extraction and windowing helpers (ops) ----------------------------------------------
@@ -621,8 +622,8 @@ def CompatibleExtractPatches(  # noqa: N802 - kecam's class name
     pad = kernel // 2 if check_str(padding, "padding", what=what).lower() == "same" else 0
     try:
         grid = _ops.unfold_axis_maps(shape[:2], kernel, stride, rates, pad)  # validates the sizes
-    except ValueError as err:
-        raise ValueError(
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(
             f"{what}: sizes={sizes!r}, strides={strides!r}, rates={rates!r}: {err}"
         ) from None
     check_size(grid[0].grid * grid[1].grid * kernel**2 * shape[2], f"{what}: sizes={sizes!r}")
@@ -710,7 +711,7 @@ def fold_by_conv2d_transpose(
         return out
 
     module = OpModule(fold, f"fold to {size}")
-    module.name = name
+    module.name = name if name is None else check_str(name, "name", what=what)
     return module
 
 
@@ -741,8 +742,8 @@ def WindowAttentionMask(  # noqa: N802 - kecam's class name
     window = (window_height, window_width)
     try:
         mask = _ops.shifted_window_mask((height, width), window, (shift_height, shift_width))
-    except ValueError as err:
-        raise ValueError(
+    except ValueError as err:  # a wrong type stays an ArgumentTypeError
+        raise type(err)(
             f"{what}: height={height}, width={width}, window_height={window_height}, "
             f"window_width={window_width}: {err}"
         ) from None
@@ -800,6 +801,7 @@ def cross_covariance_attention(
     """kecam ``cross_covariance_attention`` (edgenext); ``qkv_bias`` is ignored, as in kecam
     (the qkv projection always has a bias). See ``layers.CrossCovarianceAttention``."""
     shape = check_input_shape(input_shape, (2, 3), "cross_covariance_attention")
+    check_bool(qkv_bias, "qkv_bias", what="cross_covariance_attention")  # unused, as in kecam
     return layers.CrossCovarianceAttention(
         shape[-1], num_heads, key_dim=key_dim, out_bias=out_bias, attn_dropout=attn_dropout,
         out_dropout=out_dropout, name=name,
@@ -866,6 +868,7 @@ def mhsa_with_multi_head_position(
     ``output_dim``, ``use_bn=False``); for ``[N, C]`` inputs the grid is ``attn_height`` (or
     ``int(sqrt(N))``) rows. See ``layers.LeViTAttention``."""
     shape = check_input_shape(input_shape, (2, 3), "mhsa_with_multi_head_position")
+    attn_height = check_int(attn_height, "attn_height", what="mhsa_with_multi_head_position")
     if len(shape) == 3:
         height, width = shape[:2]
     else:
@@ -964,6 +967,7 @@ def outlook_attention(
     ``outlook_attention(inputs, 4, 192)`` means ``embed_dim=4, num_heads=192`` and raises.
     """
     shape = check_input_shape(input_shape, 3, "outlook_attention")
+    check_int(padding, "padding", what="outlook_attention")  # unused, as in kecam
     return layers.OutlookAttention(
         shape[-1], embed_dim, num_heads=num_heads, kernel_size=kernel_size, strides=strides,
         attn_dropout=attn_dropout, output_dropout=output_dropout, input_size=shape[:2],
@@ -1038,7 +1042,9 @@ def window_mhsa_with_pair_wise_positional_embedding(
     ``[B', h, w, C]``); ``mask`` is an additive ``[nW, N, N]`` array or a callable on the
     scores; ``meta_hidden_dim`` is ignored, as in kecam 1.4.3. See
     ``layers.WindowMhsaPairWise``."""
-    shape = check_input_shape(input_shape, 3, "window_mhsa_with_pair_wise_positional_embedding")
+    what = "window_mhsa_with_pair_wise_positional_embedding"
+    shape = check_input_shape(input_shape, 3, what)
+    check_int(meta_hidden_dim, "meta_hidden_dim", what=what)  # unused, as in kecam 1.4.3
     return layers.WindowMhsaPairWise(
         shape[-1], shape[:2], num_heads=num_heads, key_dim=key_dim, mask=mask,
         pos_scale=pos_scale, out_bias=out_bias, qv_bias=qv_bias, attn_dropout=attn_dropout,

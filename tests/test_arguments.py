@@ -199,6 +199,9 @@ ABSURD_SIZES = [
     (lambda: al.se_module((4, 4, 16), se_ratio=1e9, name="s_"), "se_ratio"),
     (lambda: al.ClassToken(num_tokens=2**30, input_shape=(9, 8)), "num_tokens"),
     (lambda: al.ChannelAffine(axis=[1, 2], input_shape=(50000, 50000, 4)), "input_shape"),
+    # was: a segfault at the call (a 10^5 x 10^5 channel attention matrix per head)
+    (lambda: al.multi_head_self_attention_channel((4, 4, 16), key_dim=10**5, name="c_"), "key_dim"),  # noqa: E501
+    (lambda: al.cross_covariance_attention((4, 4, 16), key_dim=10**5, name="x_"), "key_dim"),
 ]  # fmt: skip
 
 

@@ -17,6 +17,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_map
 
+from .utils import check_str
+
 # Keras layer types with a conversion rule in ``mlx_attention.convert.rules``.
 KERAS_KINDS = (
     "Dense",  # kernel [in, out] (+ bias) into nn.Linear
@@ -161,8 +163,8 @@ class KerasModule(nn.Module):
 
     def __init__(self, name: str | None = None):
         super().__init__()
-        if name is not None and not isinstance(name, str):
-            raise ValueError(f"name must be a string or None, got {name!r}")
+        if name is not None:
+            check_str(name, "name", what=type(self).__name__)
         self.name = name
         self._input_shape: tuple[int, ...] | None = None
 

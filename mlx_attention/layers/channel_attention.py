@@ -22,6 +22,12 @@ from .attention import (
 )
 from .base import KerasModule
 from .common import ChannelAffine
+from .utils import check_size
+
+
+def _check_channel_scores(what: str, num_heads: int, key_dim: int) -> None:
+    """The attention matrix is ``key_dim x key_dim`` per head: refuse it past 2^31 elements."""
+    check_size(num_heads * key_dim**2, f"{what}: num_heads={num_heads}, key_dim={key_dim}")
 
 
 def _channel_heads(x: mx.array, num_heads: int) -> mx.array:
@@ -74,6 +80,7 @@ class ChannelSelfAttention(KerasModule):
         out = output_dims(dims, out_dims, out_weight)
         check_dense(what, dims, 3 * embed, "num_heads, key_dim")
         check_dense(what, embed, out, "num_heads, key_dim, out_shape")
+        _check_channel_scores(what, num_heads, self.key_dim)
         self.out_weight = out_weight
         self.qkv = nn.Linear(dims, 3 * embed, bias=qkv_bias)
         if out_weight:
@@ -131,6 +138,7 @@ class CrossCovarianceAttention(KerasModule):
         self.num_heads = num_heads
         embed = num_heads * self.key_dim
         check_dense(what, max(dims, embed), 3 * embed, "num_heads, key_dim")
+        _check_channel_scores(what, num_heads, self.key_dim)
         self.qkv = nn.Linear(dims, 3 * embed, bias=True)
         self.temperature = ChannelAffine(
             (num_heads, 1, 1), use_bias=False, name=self.sub("temperature/no_weight_decay")

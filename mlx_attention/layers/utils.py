@@ -228,5 +228,7 @@ def check_input_shape(
 
 
 def check_channels_last(data_format: str | None) -> None:
+    if data_format is not None:
+        check_str(data_format, "data_format")
     if data_format not in (None, "channels_last"):
         raise ValueError(f"data_format={data_format!r}: only channels_last is supported")

@@ -123,7 +123,10 @@ class WindowMhsaPairWise(KerasModule):
         if key_dim < 1:
             raise ValueError(f"num_heads={num_heads} leaves no key channels of the {dims} inputs")
         height, width = check_pair(window, "window", minimum=1, what=what)
-        check_size(max(dims, num_heads * key_dim) * 3 * num_heads * key_dim, f"{what}: key_dim")
+        check_size(
+            max(dims, num_heads * key_dim) * 3 * num_heads * key_dim,
+            f"{what}: num_heads={num_heads}, key_dim={key_dim}",
+        )
         if min(height, width) < 2:
             raise ValueError(
                 f"window={(height, width)} (the window_size, clamped to the input_shape): kecam "
