@@ -461,3 +461,28 @@ def test_export_into_a_missing_directory_is_a_clear_error(tmp_path):
         export_safetensors(build_module(BN), tmp_path / "absent" / "bn.safetensors")
     with pytest.raises(TypeError, match="metadata"):
         export_safetensors(build_module(BN), tmp_path / "bn.safetensors", metadata={"a": 1})
+
+
+def test_find_blocks_groups_layer_names_by_declared_suffixes():
+    from mlx_attention.convert.blocks import find_blocks
+
+    suffixes = {
+        "neighborhood_attention": {"qkv": "Dense", "output": "Dense", "pos": "Weights"},
+        "multi_head_self_attention": {"qkv": "Dense", "output": "Dense"},
+    }
+    names = [
+        "stem_conv",
+        "stack1_block1_attn_qkv",
+        "stack1_block1_attn_pos",
+        "stack1_block1_attn_output",
+        "stack1_block1_attn_ln",
+        "stack2_block1_mhsa_qkv",
+        "stack2_block1_mhsa_output",
+        "stack3_only_qkv",  # one suffix is not a block
+    ]
+    found = find_blocks(names, suffixes)
+    assert [(b.prefix, b.blocks) for b in found] == [
+        ("stack1_block1_attn_", ("neighborhood_attention",)),
+        ("stack2_block1_mhsa_", ("multi_head_self_attention",)),  # all of its suffixes
+    ]
+    assert found[0].layers == (("output", "Dense"), ("pos", "Weights"), ("qkv", "Dense"))
