@@ -6,6 +6,7 @@ inference; ``module.train()`` switches drop paths on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import mlx.core as mx
@@ -27,6 +28,51 @@ from .utils import (
     make_divisible,
 )
 
+# MLX's own activations (``nn.relu``, ``nn.gelu``, ``nn.prelu``, ...) are ``mx.compile``d, and an
+# interpreter that called a compiled function from several threads aborts at exit ("terminate
+# called without an active exception": MLX's per-thread compile cache; README, Known issues).
+# These are the same formulas, uncompiled, so that blocks run from threads exit cleanly (on the
+# CPU they are as fast).
+
+
+def relu(x: mx.array) -> mx.array:
+    return mx.maximum(x, 0)
+
+
+def _relu6(x):
+    return mx.minimum(mx.maximum(x, 0), 6.0)
+
+
+def _silu(x):
+    return x * mx.sigmoid(x)
+
+
+def _gelu(x):
+    return x * (1 + mx.erf(x / math.sqrt(2))) / 2
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + mx.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _gelu_sigmoid(x):
+    return x * mx.sigmoid(1.702 * x)
+
+
+def _elu(x, alpha: float = 1.0):
+    return mx.where(x > 0, x, alpha * (mx.exp(x) - 1))
+
+
+def _softplus(x):
+    return mx.logaddexp(x, 0)
+
+
+class PReLU(nn.PReLU):
+    """``nn.PReLU`` (per-channel ``weight``), uncompiled."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return mx.maximum(0, x) + self.weight * mx.minimum(0, x)
+
 
 def _hard_swish(x):
     return x * mx.minimum(mx.maximum(x + 3, 0), 6) / 6
@@ -46,38 +92,38 @@ def _leaky_relu(alpha: float) -> Callable[[mx.array], mx.array]:
 _KECAM_ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
     "hard_swish": _hard_swish,
     "leaky_relu": _leaky_relu(0.3),  # keras.layers.LeakyReLU's default alpha
-    "mish": lambda x: x * mx.tanh(nn.softplus(x)),
-    "phish": lambda x: x * mx.tanh(nn.gelu(x)),
+    "mish": lambda x: x * mx.tanh(_softplus(x)),
+    "phish": lambda x: x * mx.tanh(_gelu(x)),
     "hard_sigmoid_torch": lambda x: mx.clip(x / 6 + 0.5, 0, 1),
-    "squaredrelu": lambda x: mx.square(nn.relu(x)),
-    "squared_relu": lambda x: mx.square(nn.relu(x)),
+    "squaredrelu": lambda x: mx.square(relu(x)),
+    "squared_relu": lambda x: mx.square(relu(x)),
 }
 
 # Names kecam hands to keras.layers.Activation unchanged (case-sensitive), as tf-keras defines them.
 _KERAS_ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
-    "relu": nn.relu,
-    "relu6": nn.relu6,
-    "swish": nn.silu,
-    "silu": nn.silu,
-    "gelu": nn.gelu,  # the exact erf form
+    "relu": relu,
+    "relu6": _relu6,
+    "swish": _silu,
+    "silu": _silu,
+    "gelu": _gelu,  # the exact erf form
     "sigmoid": mx.sigmoid,
     "tanh": mx.tanh,
     "hard_sigmoid": lambda x: mx.clip(0.2 * x + 0.5, 0, 1),
-    "elu": nn.elu,
-    "selu": nn.selu,
-    "softplus": nn.softplus,
-    "softsign": nn.softsign,
+    "elu": _elu,
+    "selu": lambda x: _elu(x, 1.67326) * 1.0507,
+    "softplus": _softplus,
+    "softsign": lambda x: x / (1 + mx.abs(x)),
     "exponential": mx.exp,
     "linear": lambda x: x,
     "softmax": lambda x: mx.softmax(x, axis=-1),
-    "log_softmax": nn.log_softmax,
+    "log_softmax": lambda x: x - mx.logsumexp(x, axis=-1, keepdims=True),
 }
 
 # Prefixes kecam matches with startswith (after lower-casing).
 _KECAM_PREFIXES: dict[str, Callable[[mx.array], mx.array]] = {
-    "gelu/app": nn.gelu_approx,
+    "gelu/app": _gelu_tanh,
     "gelu/linear": _gelu_linear,
-    "gelu/quick": nn.gelu_fast_approx,
+    "gelu/quick": _gelu_sigmoid,
 }
 
 
@@ -129,12 +175,12 @@ class Activation(KerasModule):
         if lower == "prelu":
             if dims is None:
                 raise ValueError("activation='prelu' needs dims (the channel count)")
-            self.prelu = nn.PReLU(dims, init=0.25)
+            self.prelu = PReLU(dims, init=0.25)
             self._fn = self.prelu
         elif lower in ("starrelu", "star_relu"):
             self.gain = mx.array(1.0)
             self.bias = mx.array(0.0)
-            self._fn = lambda x: mx.square(nn.relu(x)) * self.gain + self.bias
+            self._fn = lambda x: mx.square(relu(x)) * self.gain + self.bias
         elif lower.startswith("leaky_relu/"):
             try:
                 self._fn = _leaky_relu(float(lower.split("/")[-1]))

@@ -18,11 +18,10 @@ import math
 from collections.abc import Mapping, Sequence
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 
 from .base import KerasLayer, KerasLayouts, KerasModule
-from .common import Conv2d
+from .common import Conv2d, relu
 from .utils import (
     check_bool,
     check_bools,
@@ -871,7 +870,7 @@ class MlpPairwisePositionalEmbedding(_KecamWeights):
         """The bias the layer adds (without the batch axis)."""
         if self.is_deploy_mode:
             return self.deploy_bias[0]
-        bias = nn.relu(self._coords @ self.hidden_weight + self.hidden_bias) @ self.out
+        bias = relu(self._coords @ self.hidden_weight + self.hidden_bias) @ self.out
         if self.use_absolute_pos:
             return bias
         bias = mx.sigmoid(mx.take(bias, self._index, axis=0)) * 16.0  # [hw, hw, heads]
