@@ -502,11 +502,6 @@ def test_convert_round_trip_is_bit_identical(converted):
     assert meta["kecam_version"] == "1.4.3" and meta["pretrained_cfg"]["name"] == "nat"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlx_attention.convert imports h5py when the package is imported (convert/h5.py); "
-    "the contract needs that import deferred to the .h5 readers",
-)
 def test_converted_file_loads_without_h5py(converted):
     out, _ = converted
     code = (

@@ -20,10 +20,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import h5py
 import numpy as np
+
+if TYPE_CHECKING:  # imported where a .h5 is read: a converted .safetensors loads without h5py
+    import h5py
 
 
 class KerasFileError(ValueError):
@@ -220,6 +222,8 @@ class KerasH5:
     """
 
     def __init__(self, path: str | Path):
+        import h5py
+
         self.path = Path(path)
         self._handle = open_regular_file(self.path)
         self._file: h5py.File | None = None
@@ -239,6 +243,8 @@ class KerasH5:
     # --- metadata ---------------------------------------------------------------------------
 
     def _read_metadata(self, f: h5py.File):
+        import h5py
+
         root = self._child(f, "model_weights") if self._link(f, "model_weights") else f
         if not _has_attr_list(root, "layer_names"):
             if self._link(f, "layers") or self._link(f, "vars"):
@@ -268,6 +274,8 @@ class KerasH5:
 
     def _link(self, group: h5py.Group, name: str) -> bool:
         """Whether ``group`` has the member ``name`` (as a hard link; other links are refused)."""
+        import h5py
+
         link = group.get(name, getlink=True)
         if link is None:
             return False
@@ -281,6 +289,8 @@ class KerasH5:
 
     def _child(self, group: h5py.Group, path: str, what: str = ""):
         """The member at ``path`` (names with ``/`` nest groups), every step a hard link."""
+        import h5py
+
         node = group
         for part in path.split("/"):
             if part in ("", "."):
@@ -292,6 +302,8 @@ class KerasH5:
         return node
 
     def _weight_info(self, dataset, weight_name: str, where: str) -> WeightInfo:
+        import h5py
+
         if not isinstance(dataset, h5py.Dataset):
             raise KerasFileError(f"{self.path}: {where} is not a dataset")
         if dataset.is_virtual:
