@@ -175,7 +175,10 @@ def _placeholder(shape: tuple[int, ...]) -> np.ndarray:
 def _to_mx(value: np.ndarray, like: mx.array) -> mx.array:
     """``value`` in the parameter's dtype, evaluated (so no float64 copy stays in the graph)."""
     as_numpy = {mx.float16: np.float16, mx.float64: np.float64}.get(like.dtype, np.float32)
-    array = mx.array(value.astype(as_numpy, copy=False))  # MLX copies a strided view fast
+    # Row-major, whatever the rule's transposes left: MLX keeps a strided view's layout, and a
+    # transposed weight rounds its products differently from the same values exported and read
+    # back (the round trip through .safetensors must be bit-identical).
+    array = mx.array(np.ascontiguousarray(value, dtype=as_numpy))
     if array.dtype != like.dtype:
         array = array.astype(like.dtype)
     mx.eval(array)
