@@ -8,7 +8,6 @@ counts. Nothing here needs TensorFlow.
 
 from __future__ import annotations
 
-import inspect
 import json
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches
+from helpers import assert_matches, signature_rows
 from mlx.utils import tree_flatten
 
 import mlx_attention
@@ -46,14 +45,6 @@ def fixture_arrays(case: str) -> dict[str, np.ndarray]:
         arrays = dict(data)
     arrays["input"] = arrays["input"].astype(np.float32)
     return arrays
-
-
-def params(fn) -> list[list]:
-    out = []
-    for p in inspect.signature(fn).parameters.values():
-        default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        out.append([p.name, p.kind.name, default])
-    return out
 
 
 # The deliberate differences from kecam's signatures: pretrained=None (kecam's default tag
@@ -117,11 +108,15 @@ def test_unknown_name_lists_close_matches():
 
 @pytest.mark.parametrize("name", sorted(KECAM["models"]))
 def test_constructor_signature_is_kecams(name):
-    assert params(getattr(models, name)) == expected_signature(KECAM["models"][name]["params"])
+    assert signature_rows(getattr(models, name)) == expected_signature(
+        KECAM["models"][name]["params"]
+    )
 
 
 def test_family_builder_signature_is_kecams():
-    assert params(models.nat.NAT) == expected_signature(KECAM["builders"]["nat.NAT"]["params"])
+    assert signature_rows(models.nat.NAT) == expected_signature(
+        KECAM["builders"]["nat.NAT"]["params"]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(KECAM["models"]))

@@ -13,19 +13,12 @@ import json
 
 import pytest
 from cases import FIXTURES
+from helpers import signature_rows
 
 from mlx_attention import attention_layers
 
 KECAM = json.loads((FIXTURES / "kecam_signatures.json").read_text())
 PLAIN_FUNCTIONS = {"make_divisible"}  # value helpers: same arguments, no tensor
-
-
-def params(fn) -> list[list]:
-    out = []
-    for p in inspect.signature(fn).parameters.values():
-        default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        out.append([p.name, p.kind.name, default])
-    return out
 
 
 def expected(name: str) -> list[list]:
@@ -44,7 +37,7 @@ def expected(name: str) -> list[list]:
 @pytest.mark.parametrize("name", sorted(KECAM))
 def test_signature_is_kecams(name):
     assert hasattr(attention_layers, name), f"{name} is recorded but no longer exported"
-    assert params(getattr(attention_layers, name)) == expected(name)
+    assert signature_rows(getattr(attention_layers, name)) == expected(name)
 
 
 def test_every_exported_kecam_name_is_recorded():

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 from cases import FIXTURES, Case, cases  # noqa: E402
+from helpers import signature_rows  # noqa: E402
 
 SIGNATURES = FIXTURES / "kecam_signatures.json"
 
@@ -162,12 +163,7 @@ def write_formats(attention_layers, tf) -> None:
 
 
 def _signature(obj) -> list[list]:
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    params = []
-    for p in inspect.signature(target).parameters.values():
-        default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        params.append([p.name, p.kind.name, default])
-    return params
+    return signature_rows(obj.__init__ if inspect.isclass(obj) else obj)
 
 
 def write_signatures(attention_layers, version: str) -> None:

@@ -19,11 +19,9 @@ kecam 1.3.1 itself: this script runs itself under ``.venv131/bin/python --kecam1
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -31,7 +29,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import make_fixtures  # noqa: E402  (this folder: kecam's version and import, the test helpers)
 import numpy as np  # noqa: E402
+from helpers import signature_rows  # noqa: E402
+from make_fixtures import kecam_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
@@ -69,24 +70,10 @@ CASES = {
 }  # fmt: skip
 
 
-def kecam_version() -> str:
-    from importlib import metadata
-
-    for dist in ("kecam", "keras-cv-attention-models"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    raise SystemExit("kecam is not installed: pip install -e '.[reference]'")
-
-
 def import_kecam():
-    if kecam_version().startswith("1.3."):
-        sys.path.append(str(ROOT / "tools" / "kecam131_shims"))
-    import tensorflow as tf
+    tf, _ = make_fixtures.import_kecam(kecam_version())
     from keras_cv_attention_models import nat
 
-    tf.config.set_visible_devices([], "GPU")
     return tf, nat
 
 
@@ -149,14 +136,6 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
     }  # fmt: skip
 
 
-def _signature(fn) -> list[list]:
-    out = []
-    for p in inspect.signature(fn).parameters.values():
-        default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        out.append([p.name, p.kind.name, default])
-    return out
-
-
 def write_models_json(tf, nat) -> None:
     """kecam's signature of every NAT/DiNAT constructor and of the builder, with each
     model's ``count_params()`` and weighted layers (built at 64x64: no NAT weight depends on
@@ -164,13 +143,13 @@ def write_models_json(tf, nat) -> None:
     from mlx_attention import models
 
     record = {"kecam": kecam_version(), "built_at": [64, 64, 3], "builders": {}, "models": {}}
-    record["builders"]["nat.NAT"] = {"params": _signature(nat.NAT)}
+    record["builders"]["nat.NAT"] = {"params": signature_rows(nat.NAT)}
     for name in models.list_models():
         fn = getattr(nat, name)
         model = fn(input_shape=(64, 64, 3), pretrained=None)
         record["models"][name] = {
             "model_name": model.name,
-            "params": _signature(fn),
+            "params": signature_rows(fn),
             "count_params": int(model.count_params()),
             "weighted_layers": sum(1 for layer in model.layers if layer.weights),
         }
