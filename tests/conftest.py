@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import GXX_REASON, REFERENCE_REASON, require_reference
 
 # kecam runs on tf-keras (Keras 2); these must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -19,14 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def kecam_live():
     """``(tensorflow, kecam attention_layers, build)`` or a skip when TF/kecam are absent."""
-    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is not installed")
-    pytest.importorskip("keras_cv_attention_models", reason="kecam is not installed")
+    require_reference()
     sys.path.insert(0, str(ROOT / "tools"))
     import make_fixtures
 
     version = make_fixtures.kecam_version()
     if version != "1.4.3":
-        pytest.skip(f"live parity needs kecam 1.4.3, found {version}")
+        pytest.skip(f"{REFERENCE_REASON} (found kecam {version})")
     tf, attention_layers = make_fixtures.import_kecam(version)
     return tf, attention_layers, make_fixtures.build
 
@@ -37,7 +37,7 @@ def kernel_emulator():
     from tests import kernel_harness
 
     if kernel_harness.GXX is None:
-        pytest.skip("g++ not found: no kernel emulation")
+        pytest.skip(GXX_REASON)
     kernel_harness.register()
     yield
     kernel_harness.unregister()

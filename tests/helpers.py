@@ -1,4 +1,5 @@
-"""Shared by every test: the tolerance table and the comparison with kecam's numbers."""
+"""Shared by every test: the tolerance table, the comparison with kecam's numbers, and the skips
+(one reason per missing piece, worded once, so ``-rs`` reads the same everywhere)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import inspect
 
 import mlx.core as mx
 import numpy as np
+import pytest
+
+from mlx_attention import kernels
 
 # One tolerance table for the whole suite. "Exact" for float32 (DESIGN.md):
 # max|ours - kecam| <= 1e-4 * max(1, max|kecam|).
@@ -44,3 +48,34 @@ def signature_rows(fn) -> list[list]:
         default = None if p.default is inspect.Parameter.empty else repr(p.default)
         rows.append([p.name, p.kind.name, default])
     return rows
+
+
+# --- skips: why a test did not run, and what to install ------------------------------------------
+
+REFERENCE_REASON = (
+    "needs the reference extra (TensorFlow + kecam 1.4.3): pip install -e '.[reference]'"
+)
+PILLOW_REASON = "needs Pillow: pip install -e '.[image]'"
+GXX_REASON = "needs g++ (kernel emulation)"
+NVCC_REASON = "needs nvcc"
+
+# what MLX_ATTENTION_KERNELS=auto picks on this machine, read once at collection
+ACCELERATED = kernels.resolve_backend("auto")
+requires_gpu = pytest.mark.skipif(
+    ACCELERATED not in ("metal", "cuda"),
+    reason=f"needs a Metal or CUDA device (auto resolves to {ACCELERATED!r} here)",
+)
+
+
+def require_reference(module: str = "keras_cv_attention_models"):
+    """Import TensorFlow, then ``module`` (kecam or one of its submodules, or ``"tensorflow"``),
+    and return ``module``; skip with :data:`REFERENCE_REASON` where either is missing."""
+    __tracebackhide__ = True  # -rs names the test that skipped, not this line
+    pytest.importorskip("tensorflow", reason=REFERENCE_REASON)
+    return pytest.importorskip(module, reason=REFERENCE_REASON)
+
+
+def require_pillow():
+    """``PIL.Image``, or a skip with :data:`PILLOW_REASON`."""
+    __tracebackhide__ = True
+    return pytest.importorskip("PIL.Image", reason=PILLOW_REASON)

@@ -246,7 +246,7 @@ def test_every_argument_is_built_or_refused_by_name():
 def test_every_argument_is_built_or_refused_by_name_long(request):
     """The long sweep (``-m slow``): many more examples per kecam name."""
     if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("the long sweep runs with -m slow")
+        pytest.skip("needs -m slow (the long sweep)")
     counts, elapsed = _run_child(max_examples=1000, timeout=3600)
     print(f"{counts} in {elapsed:.0f} s")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from helpers import require_pillow, require_reference
 from mlx.utils import tree_flatten
 
 from mlx_attention import cli, models
@@ -40,7 +41,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def write_image(path: Path, height: int, width: int, seed: int = 0) -> Path:
-    image_module = pytest.importorskip("PIL.Image", reason="Pillow (the image extra) is absent")
+    image_module = require_pillow()
     rng = np.random.default_rng(seed)
     # a smooth gradient with noise: something the resize actually interpolates
     ramp = np.linspace(0, 255, width)[None, :, None] * np.linspace(0.2, 1, height)[:, None, None]
@@ -410,8 +411,7 @@ def test_predict_ten_classes_has_no_labels(capsys, tmp_path):
 @pytest.mark.reference
 def test_predict_matches_kecam(capsys, tmp_path, converted):
     """kecam's ``model.preprocess_input`` and model on the same image and weights."""
-    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is not installed")
-    nat = pytest.importorskip("keras_cv_attention_models.nat", reason="kecam is not installed")
+    nat = require_reference("keras_cv_attention_models.nat")
     from PIL import Image
 
     from mlx_attention import imagenet

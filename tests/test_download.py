@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import require_reference
 
 from mlx_attention.models import _download
 from mlx_attention.models._download import (
@@ -265,8 +266,7 @@ def test_two_processes_download_once(server, caches, tmp_path):
 @pytest.mark.parametrize("shape", [(None, 160, 224, 3), (None, 224, 160, 3), (None, 192, 192, 3)])
 @pytest.mark.parametrize("name", ["coatnet0", "nat_mini", "dinat_large"])
 def test_resolve_matches_kecams_reload_model_weights(monkeypatch, shape, name):
-    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
-    pytest.importorskip("keras_cv_attention_models", reason="kecam is not installed")
+    require_reference()
     from keras_cv_attention_models import download_and_load
     from keras_cv_attention_models.coatnet import coatnet
     from keras_cv_attention_models.nat import nat

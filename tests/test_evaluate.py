@@ -14,12 +14,11 @@ from typing import NamedTuple
 import mlx.core as mx
 import numpy as np
 import pytest
+from helpers import require_pillow, require_reference
 
 from mlx_attention import cli, evaluate, models
 
-Image = pytest.importorskip(
-    "PIL.Image", reason="evaluate decodes images with Pillow (pip install 'mlx-attention[image]')"
-)
+Image = require_pillow()  # evaluate decodes images with Pillow
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
@@ -245,13 +244,13 @@ def _free_ports(count: int) -> int:
             finally:
                 for other in others:
                     other.close()
-    pytest.skip(f"found no {count} consecutive free ports")
+    pytest.skip(f"needs {count} consecutive free ports (found none)")
 
 
 def test_mlx_launch_two_processes_agree_exactly_with_one(weights, image_set, tmp_path):
     launcher = Path(sys.executable).with_name("mlx.launch")
     if not launcher.exists():
-        pytest.skip(f"mlx.launch not found beside {sys.executable}")
+        pytest.skip(f"needs mlx.launch beside {sys.executable}")
     single, double = tmp_path / "one.json", tmp_path / "two.json"
     args = _cli(weights, image_set.list_file, "--batch-size", "5")
     assert cli.main([*args, "--json", str(single)]) == 0
@@ -351,8 +350,8 @@ def test_eval_input_is_kecam_evaluation_pipeline_on_decoded_files(model, image_s
     with libjpeg's fast integer DCT, Pillow with the accurate one (TF's
     ``dct_method="INTEGER_ACCURATE"``, which Pillow matches exactly), a few levels apart.
     """
-    tf = pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
-    tf_data = pytest.importorskip("keras_cv_attention_models.imagenet.tf_data")
+    tf = require_reference("tensorflow")
+    tf_data = require_reference("keras_cv_attention_models.imagenet.tf_data")
     from keras_cv_attention_models.common_layers import init_mean_std_by_rescale_mode
 
     cfg = model.pretrained_cfg
@@ -382,8 +381,7 @@ def test_eval_input_is_kecam_evaluation_pipeline_on_decoded_files(model, image_s
 def test_counts_match_kecam_evaluation_on_the_same_files(model, image_set, tmp_path, monkeypatch):
     """kecam's ``imagenet.eval_func.evaluation`` on kecam's own model of the fixture file, over
     a kecam JSON data set of the PNGs (JPEGs decode a few levels apart: see ``decode``)."""
-    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
-    pytest.importorskip("keras_cv_attention_models", reason="kecam is absent")
+    require_reference()
     monkeypatch.syspath_prepend(str(ROOT / "tools"))
     import make_model_fixtures
 

@@ -12,10 +12,11 @@ import pytest
 from mlx_attention import ops
 from mlx_attention.kernels import fused
 from tests import kernel_harness
+from tests.helpers import GXX_REASON, NVCC_REASON
 from tests.kernel_harness import fused as harness
 from tests.test_kernels import FORBIDDEN
 
-pytestmark = pytest.mark.skipif(kernel_harness.GXX is None, reason="g++ not found: no emulation")
+pytestmark = pytest.mark.skipif(kernel_harness.GXX is None, reason=GXX_REASON)
 
 # Tolerance of the fused kernel against ops/ (both accumulate in float32; the order differs:
 # online softmax over taps vs softmax of the stacked scores), per data dtype.
@@ -111,7 +112,7 @@ def test_metal_source_is_captured_from_mlx():
     assert fused.fused_source("metal") in source
 
 
-@pytest.mark.skipif(kernel_harness.NVCC is None, reason="nvcc not found")
+@pytest.mark.skipif(kernel_harness.NVCC is None, reason=NVCC_REASON)
 def test_nvcc_compiles_the_fused_cuda_source():
     failures = harness.nvcc_compile()
     assert not failures, failures

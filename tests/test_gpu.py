@@ -12,18 +12,12 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from cases import cases
+from helpers import requires_gpu
 from parity import run_case
 
-from mlx_attention import kernels, ops
+from mlx_attention import ops
 
-ACCELERATED = kernels.resolve_backend("auto")
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(
-        ACCELERATED not in ("metal", "cuda"),
-        reason=f"no Metal or CUDA device here (auto resolves to {ACCELERATED!r})",
-    ),
-]
+pytestmark = [pytest.mark.gpu, requires_gpu]
 
 DTYPES = (mx.float32, mx.float16, mx.bfloat16)
 # fused attention vs the portable path: both accumulate in float32, in a different order

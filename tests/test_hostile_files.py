@@ -105,7 +105,7 @@ def run_limited(code: str) -> str:
 @pytest.mark.parametrize("target", ["/etc/hostname", "/proc/self/environ"])
 def test_external_storage_is_refused(tmp_path, target, capsys):
     if not os.path.exists(target):
-        pytest.skip(f"{target} does not exist here")
+        pytest.skip(f"needs {target} (absent here)")
     path = copy_fixture(CONV, tmp_path)
     replace_dataset(path, KERNEL, shape=(3, 3, 4, 6), dtype="f4", external=[(target, 0, 864)])
     module = build_module(CONV)

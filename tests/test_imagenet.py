@@ -17,7 +17,7 @@ import pytest
 
 from mlx_attention import imagenet
 from mlx_attention.ops import resize_bicubic_antialias, resize_bilinear
-from tests.helpers import assert_matches, max_error
+from tests.helpers import assert_matches, max_error, require_reference
 
 FIXTURES = np.load(Path(__file__).parent / "fixtures" / "imagenet" / "imagenet.npz")
 RESIZES = {"bilinear": resize_bilinear, "bicubic": resize_bicubic_antialias}
@@ -182,12 +182,12 @@ def test_decode_predictions_errors(shape, top, match):
 
 @pytest.fixture(scope="module")
 def tf():
-    return pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is absent")
+    return require_reference("tensorflow")
 
 
 @pytest.fixture(scope="module")
 def kecam():
-    return pytest.importorskip("keras_cv_attention_models", reason="kecam is not installed")
+    return require_reference()
 
 
 @pytest.mark.reference

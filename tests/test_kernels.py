@@ -11,9 +11,9 @@ import pytest
 from mlx_attention import kernels, ops
 from mlx_attention.kernels import BODIES, PRELUDES, launch_params
 from tests import kernel_harness as harness
-from tests.helpers import assert_matches
+from tests.helpers import GXX_REASON, NVCC_REASON, assert_matches
 
-pytestmark = pytest.mark.skipif(harness.GXX is None, reason="g++ not found: no kernel emulation")
+pytestmark = pytest.mark.skipif(harness.GXX is None, reason=GXX_REASON)
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +100,7 @@ def test_metal_source_is_captured_from_mlx():
     assert kernels.kernel_source("unfold", "metal") in source
 
 
-@pytest.mark.skipif(harness.NVCC is None, reason="nvcc not found")
+@pytest.mark.skipif(harness.NVCC is None, reason=NVCC_REASON)
 def test_nvcc_compiles_every_cuda_source():
     failures = harness.nvcc_compile()
     assert not failures, failures

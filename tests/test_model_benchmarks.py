@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import require_reference
 
 from mlx_attention import benchmarks, cli, models
 
@@ -133,8 +134,7 @@ def test_attach_peers_by_model():
 @pytest.mark.slow
 @pytest.mark.reference
 def test_run_py_models_beside_kecam_on_tensorflow(tiny_rows, tmp_path):
-    pytest.importorskip("tensorflow", reason="the reference extra (TensorFlow) is not installed")
-    pytest.importorskip("keras_cv_attention_models", reason="kecam is not installed")
+    require_reference()
     run_py = _run_py()
     argv = ["--models", "--quick", "--batch", "1,2", "--peers", "kecam", "--out", str(tmp_path)]
     assert run_py.main(argv) == 0

@@ -17,11 +17,11 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches, signature_rows
+from helpers import assert_matches, requires_gpu, signature_rows
 from mlx.utils import tree_flatten
 
 import mlx_attention
-from mlx_attention import kernels, models
+from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError, declared_layers
 from mlx_attention.kernels import fused
 from mlx_attention.models import _download, _pretrained
@@ -29,7 +29,6 @@ from mlx_attention.models import _download, _pretrained
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 INDEX = json.loads((FIXTURES / "index.json").read_text())
 KECAM = json.loads((FIXTURES / "kecam_models.json").read_text())
-ACCELERATED = kernels.resolve_backend("auto")
 
 
 def fixture_model(case: str, **kwargs) -> models.ImageClassifier:
@@ -139,7 +138,7 @@ def peak_rss():
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM"))
 """
 needs_proc = pytest.mark.skipif(
-    not Path("/proc/self/status").exists(), reason="peak RSS is read from /proc (Linux)"
+    not Path("/proc/self/status").exists(), reason="needs /proc (peak RSS is read from it: Linux)"
 )
 
 
@@ -246,10 +245,7 @@ def test_fixture_probabilities_match_kecam(case):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(
-    ACCELERATED not in ("metal", "cuda"),
-    reason=f"no Metal or CUDA device here (auto resolves to {ACCELERATED!r})",
-)
+@requires_gpu
 @pytest.mark.parametrize("case", sorted(INDEX))
 def test_fixture_matches_kecam_on_gpu(case, monkeypatch):
     monkeypatch.setenv("MLX_ATTENTION_KERNELS", "auto")

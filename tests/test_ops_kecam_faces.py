@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlx_attention import attention_layers as al
-from tests.helpers import assert_matches
+from tests.helpers import assert_matches, require_reference
 from tests.test_ops import FIXTURES, cases, load
 
 
@@ -66,8 +66,7 @@ def test_window_attention_mask(case):
 
 @pytest.mark.reference
 def test_compatible_extract_patches_live_against_kecam():
-    pytest.importorskip("tensorflow")
-    kecam = pytest.importorskip("keras_cv_attention_models.attention_layers")
+    kecam = require_reference("keras_cv_attention_models.attention_layers")
     x = np.random.default_rng(0).normal(size=(2, 7, 10, 3)).astype(np.float32)
     expected = kecam.CompatibleExtractPatches(3, 2, (1, 2), "same")(x).numpy()
     ours = al.CompatibleExtractPatches(3, 2, (1, 2), "same", input_shape=(7, 10, 3))(mx.array(x))
