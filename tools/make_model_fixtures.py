@@ -113,7 +113,9 @@ def probe_names(kwargs: dict, version: str = "1.4.3") -> list[str]:
 
 def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> dict:
     """Build, randomise, save, and record kecam's outputs; returns the index entry."""
-    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    seed = zlib.crc32(case_id.encode())
+    tf.keras.utils.set_random_seed(seed)  # kecam's kernel initialisers draw from it
+    rng = np.random.default_rng(seed)
     model = nat.NAT(**kwargs, classifier_activation=None, pretrained=None)
     randomize(model, rng)
     weights = folder / f"{case_id}.h5"
