@@ -80,7 +80,8 @@ class LoadReport:
         if self.resized:
             head += f" ({len(self.resized)} resized: {', '.join(self.resized)})"
         skipped = len(self.missing) + len(self.unexpected) + len(self.mismatched)
-        lines = [head + (f", {skipped} problems" if skipped else ", no problems")]
+        problems = f"{skipped} problem" + ("s" if skipped > 1 else "")
+        lines = [head + (f", {problems}" if skipped else ", no problems")]
         lines += [f"  missing: {name}" for name in self.missing]
         lines += [f"  unexpected: {name}" for name in self.unexpected]
         lines += [f"  mismatched: {name}: {why}" for name, why in self.mismatched]
@@ -275,7 +276,15 @@ class _Loader:
                 plan.arrays, plan.resized = arrays, True
         target = sum(int(np.prod(w.shape)) for w in wanted if w is not None)
         if plan.arrays is None and sum(w.size for w in stored.weights) > target:
-            return self.shape_mismatch(layer, stored, "more values than the module's parameters")
+            # refused unconverted: a rule's reshape of a huge placeholder would allocate it
+            module_shapes = ", ".join(
+                f"{key.rsplit('.', 1)[-1]}: {tuple(w.shape)}"
+                for key, w in zip(covered, wanted)
+                if w is not None
+            )
+            return self.shape_mismatch(
+                layer, stored, f"more values than the module's parameters {{{module_shapes}}}"
+            )
         arrays = plan.arrays
         if arrays is None:
             arrays = [_placeholder(w.shape) for w in stored.weights]
