@@ -9,7 +9,7 @@ Peers, where installed: kecam on TensorFlow (the ``reference`` extra; float32, i
 TensorFlow's default settings, i.e. oneDNN on; rows that oneDNN cannot run, a softmax over more
 than 5 dimensions in VOLO and HaloNet, are rerun with oneDNN off and marked so), natten-mlx for
 the neighbourhood block (its ``na2d`` between the same dense projections), and the
-straightforward MLX floor of perf_anchors.md. Ratios are ours / peer, from this run only. Every
+straightforward MLX floor (docs/benchmarks.md). Ratios are ours / peer, from this run only. Every
 measurement watches the CPU other processes use and is repeated when they disturb it
 (``benchmarks.Protocol``); rows that stay disturbed are marked ``*``. Each row records the kernel
 setting and the backend that actually ran under it (``kernels.resolve_backend()``).

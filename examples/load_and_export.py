@@ -2,7 +2,7 @@
 
     python examples/load_and_export.py [WEIGHTS.h5] [OUT.safetensors]
 
-Without arguments it uses the kecam weights the package ships for its demo (the seed's
+Without arguments it uses the kecam weights the package ships for its demo (kecam's README
 RelativePositionalEmbedding example, saved by kecam under the layer name "pos_emb").
 """
 

@@ -1,4 +1,4 @@
-"""Port kecam call sites to MLX: the seed list's usage examples.
+"""Port kecam call sites to MLX: the usage examples of kecam's ``attention_layers`` README.
 
 In kecam each example builds a Keras graph from a tensor; here the same call takes the tensor's
 shape (without the batch axis) and returns an MLX module to call on a batched array.
@@ -17,7 +17,7 @@ x = mx.random.normal([1, 28, 28, 192])
 
 # kecam:  inputs = keras.layers.Input([28, 28, 192])
 #         nn = attention_layers.outlook_attention(inputs, 4, 192)
-# The seed's call has its arguments swapped: kecam's order is (inputs, embed_dim, num_heads).
+# kecam's README swaps the arguments: kecam's order is (inputs, embed_dim, num_heads).
 # kecam blocks also need a non-empty name=, the prefix of the Keras layers they create.
 outlook = attention_layers.outlook_attention((28, 28, 192), 192, 4, name="outlook_")
 print("outlook_attention:", outlook(x).shape)

@@ -1,4 +1,4 @@
-"""kecam-compatible namespace: every kecam name of the seed list, over ``layers`` and ``ops``.
+"""kecam-compatible namespace: every name of kecam's ``attention_layers``, over layers and ops.
 
 A kecam call site ports by swapping the import and the input tensor for its shape::
 
@@ -963,7 +963,7 @@ def outlook_attention(
 ) -> layers.OutlookAttention:  # fmt: skip
     """kecam ``outlook_attention`` (volo, 1.4.3 scale); ``padding`` is unused, as in kecam.
 
-    Note kecam's order: ``outlook_attention(input_shape, embed_dim, num_heads)``; the seed's
+    Note kecam's order: ``outlook_attention(input_shape, embed_dim, num_heads)``; kecam README's
     ``outlook_attention(inputs, 4, 192)`` means ``embed_dim=4, num_heads=192`` and raises.
     """
     shape = check_input_shape(input_shape, 3, "outlook_attention")

@@ -4,7 +4,7 @@ The block table (:data:`BLOCKS`) is defined here once: each row is a kecam call 
 arguments) at the input shape of the model stage that uses it, with its analytic FLOPs. A row whose
 kecam name is not (yet) in :mod:`mlx_attention.attention_layers` is reported as ``pending``.
 
-Protocol (perf_anchors.md): warm-up calls, then timed calls that each end in ``mx.eval`` until
+Protocol (docs/benchmarks.md): warm-up calls, then timed calls that each end in ``mx.eval`` until
 at least ``min_calls`` calls and ``min_seconds`` seconds; the figure is the median, with the
 quartiles as the spread. Peak memory is ``mx.get_peak_memory()`` over one call after
 ``mx.reset_peak_memory()``, minus what was already allocated (weights and input): the memory the
@@ -82,7 +82,7 @@ class Block:
         flops: analytic FLOPs of one batch-1 call.
         is_class: a kecam layer class (built with ``input_shape=``) rather than a block function.
         windows: the block runs on ``batch * windows`` inputs (a per-window core).
-        floor: the straightforward MLX port the row is compared with (perf_anchors.md), as
+        floor: the straightforward MLX port the row is compared with (docs/benchmarks.md), as
             ``(kind, parameters)``; kind is ``"mhsa"``, ``"window"`` or ``"neighborhood"``.
         kecam_module: where kecam defines the name, for the TensorFlow peer.
     """
@@ -304,7 +304,7 @@ class Protocol:
 
     Around the timed calls, the CPU that other processes (and the hypervisor's steal) used is
     measured; above ``max_other_cores`` the timed calls are repeated, up to ``retries`` more
-    times, and the cleanest attempt is reported (perf_anchors.md).
+    times, and the cleanest attempt is reported (docs/benchmarks.md).
     """
 
     warmup: int = 3
@@ -461,7 +461,7 @@ class Progress:
         self.stream.flush()
 
 
-# --- the straightforward MLX floors (perf_anchors.md) ---------------------------------------
+# --- the straightforward MLX floors (docs/benchmarks.md) ------------------------------------
 
 
 def _weight(rows: int, cols: int, dtype) -> mx.array:
@@ -537,7 +537,7 @@ FLOORS = {"mhsa": _mhsa_floor, "window": _window_floor, "neighborhood": _neighbo
 
 
 def build_floor(block: Block, dtype=mx.float32) -> Callable | None:
-    """The row's straightforward MLX port, or ``None`` where perf_anchors defines none."""
+    """The row's straightforward MLX port, or ``None`` where the row has none."""
     if block.floor is None:
         return None
     kind, params = block.floor

@@ -1,4 +1,5 @@
-"""The seed list's usage examples, run on kecam weights shipped in the package.
+"""The usage examples of kecam's ``attention_layers`` README, run on kecam weights shipped in
+the package.
 
 Each example's weights and kecam's input and output were made by kecam itself
 (``tools/make_fixtures.py --demo``) and live in ``mlx_attention/demo_weights/<id>.h5`` and
@@ -24,7 +25,7 @@ DEMO_WEIGHTS = Path(__file__).parent / "demo_weights"
 
 @dataclass(frozen=True)
 class Example:
-    """One usage example of the seed list, as the kecam call a user would port.
+    """One usage example of kecam's ``attention_layers`` README, the kecam call a user ports.
 
     Args:
         id: the file stem under ``demo_weights``.
@@ -33,7 +34,7 @@ class Example:
         args: positional arguments after the input, in kecam's order.
         kwargs: keyword arguments (a non-empty ``name=``, which kecam blocks need).
         call: the ported call, as README and the demo print it.
-        inputs: ``"ones"`` (the seed's ``tf.ones``) or ``"normal"``.
+        inputs: ``"ones"`` (the README's ``tf.ones``) or ``"normal"``.
     """
 
     id: str
@@ -65,7 +66,7 @@ EXAMPLES = [
         inputs="ones",
     ),
     Example(
-        # The seed writes outlook_attention(inputs, 4, 192): kecam's order is embed_dim, num_heads.
+        # kecam's README writes outlook_attention(inputs, 4, 192); kecam's order: embed_dim, heads.
         "outlook_attention",
         "outlook_attention",
         (28, 28, 192),
