@@ -268,7 +268,7 @@ def plot(records: list[dict], path: Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("no plot: matplotlib is missing (pip install 'mlx-attention[bench]')")
+        print("no plot: matplotlib is missing (pip install -e '.[bench]' in the clone)")
         return False
     setting = [(k, records[0][k]) for k in SETTINGS]
     shown = [r for r in records if all(r[k] == v for k, v in setting)]

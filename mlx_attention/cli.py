@@ -138,8 +138,8 @@ def inspect(args: argparse.Namespace) -> int:
 # --- whole kecam models ---------------------------------------------------------------------
 
 IMAGE_INSTALL = (
-    'decoding images needs Pillow: pip install "mlx-attention[image]" (from a clone: '
-    'pip install -e ".[image]")'
+    'decoding images needs Pillow: pip install -e ".[image]" in a clone of mlx-attention '
+    "(or pip install pillow)"
 )
 
 

@@ -304,7 +304,7 @@ def test_predict_in_half_precision(capsys, tmp_path, converted, dtype):
 def test_predict_without_pillow_says_how_to_install_it(capsys, monkeypatch, tmp_path, converted):
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL raises ImportError
     err = _error(capsys, "predict", str(tmp_path / "a.png"), "--weights", str(converted))
-    assert 'pip install "mlx-attention[image]"' in err and 'pip install -e ".[image]"' in err
+    assert 'pip install -e ".[image]"' in err and "pip install pillow" in err
 
 
 def test_predict_errors_are_one_line(capsys, tmp_path, converted):

@@ -315,7 +315,7 @@ def test_labels_are_looked_up_in_the_model_label_set_not_numbered(model, tmp_pat
 def test_cli_without_pillow_says_how_to_install_it(weights, image_set, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL raises ImportError
     assert cli.main(_cli(weights, image_set.wnid_dir)) == 2
-    assert 'pip install "mlx-attention[image]"' in capsys.readouterr().err
+    assert 'pip install -e ".[image]"' in capsys.readouterr().err
 
 
 def test_cli_says_what_is_wrong_without_a_traceback(weights, image_set, tmp_path, capsys):
