@@ -329,6 +329,18 @@ def evaluate_command(args: argparse.Namespace) -> int:
 MODEL_COMMANDS = ("models", "predict", "convert", "evaluate")
 
 
+def _add_weights_arguments(parser: argparse.ArgumentParser, downloaded: str) -> None:
+    """``--weights`` and ``--dtype``, as ``predict`` and ``evaluate`` share them."""
+    parser.add_argument(
+        "--weights", required=True, metavar="FILE|TAG",
+        help="a kecam .h5, a converted .safetensors, or a tag such as imagenet (downloaded "
+        f"{downloaded} and cached)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="the feature layers' dtype"
+    )
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The constructor arguments ``predict`` and ``convert`` take (kecam's names)."""
     parser.add_argument("--input-shape", metavar="H,W[,C]", help="kecam's input_shape")
@@ -396,15 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model", help="kecam constructor or model.name, e.g. NAT_Mini (optional for a "
         "converted .safetensors: its metadata names it)",
     )  # fmt: skip
-    predict_parser.add_argument(
-        "--weights", required=True, metavar="FILE|TAG",
-        help="a kecam .h5, a converted .safetensors, or a tag such as imagenet (downloaded "
-        "from kecam's releases and cached)",
-    )  # fmt: skip
+    _add_weights_arguments(predict_parser, "from kecam's releases")
     predict_parser.add_argument("--top", type=int, default=5, help="classes per image")
-    predict_parser.add_argument(
-        "--dtype", choices=list(DTYPES), default="float32", help="the feature layers' dtype"
-    )
     _add_model_arguments(predict_parser)
     convert_parser = commands.add_parser(
         "convert",
@@ -424,20 +429,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate_parser.add_argument(
         "--model", required=True, help="kecam constructor or model.name, e.g. NAT_Mini"
     )
-    evaluate_parser.add_argument(
-        "--weights", required=True, metavar="FILE|TAG",
-        help="a kecam .h5, a converted .safetensors, or a tag such as imagenet (downloaded "
-        "once, by rank 0, and cached)",
-    )  # fmt: skip
+    _add_weights_arguments(evaluate_parser, "once, by rank 0,")
     evaluate_parser.add_argument(
         "--data", required=True, metavar="DIR|LIST",
         help="a folder of class subfolders named by wnid (n01440764) or class index, or a "
         "text file of 'path label' lines (paths relative to it)",
     )  # fmt: skip
     evaluate_parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
-    evaluate_parser.add_argument(
-        "--dtype", choices=list(DTYPES), default="float32", help="the feature layers' dtype"
-    )
     evaluate_parser.add_argument(
         "--resize", choices=("eval", "kecam"), default="eval",
         help="eval: kecam's ImageNet evaluation (central crop, bicubic with antialias); "
