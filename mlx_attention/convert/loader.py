@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..layers.base import KerasLayer, KerasLayouts, KerasModule
+from ..layers.base import KerasLayer, KerasLayouts, ModuleTree
 from ..layers.positional import RESIZE_METHODS
 from .h5 import KerasFileError, KerasH5, LayerInfo
 from .rules import KERNEL_RANKS, RULES, expected_count
@@ -91,53 +90,9 @@ class LoadReport:
 # --- the module's side: declarations and parameter paths, shared modules once ---------------
 
 
-def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
-    """Every (path, module) of the tree in definition order (a shared module at each path)."""
-    yield prefix, module
-    children = tree_flatten(module.children(), is_leaf=lambda m: isinstance(m, nn.Module))
-    for key, child in children:
-        yield from _walk(child, f"{prefix}.{key}" if prefix else key)
-
-
-@dataclass(frozen=True)
-class ModuleTree:
-    """A module tree with each module once, at its first path (a stage-shared positional bias
-    that several blocks hold is one module): its paths, declarations and parameters."""
-
-    paths: dict[int, str]  # id(module) -> first path
-    modules: tuple[nn.Module, ...]  # each module once, in definition order
-    parameters: dict[str, mx.array]  # flattened, keys under a module's other paths left out
-
-    @classmethod
-    def of(cls, module: nn.Module) -> ModuleTree:
-        paths: dict[int, str] = {}
-        modules, aliases = [], []
-        for path, sub in _walk(module):
-            if id(sub) in paths:
-                aliases.append(path + ".")
-            else:
-                paths[id(sub)] = path
-                modules.append(sub)
-        parameters = {
-            key: value
-            for key, value in tree_flatten(module.parameters())
-            if not any(key.startswith(alias) for alias in aliases)
-        }
-        return cls(paths, tuple(modules), parameters)
-
-    def key(self, module: nn.Module, name: str) -> str:
-        base = self.paths[id(module)]
-        return f"{base}.{name}" if base else name
-
-
 def declared_layers(module: nn.Module) -> list[KerasLayer | KerasLayouts]:
     """Every Keras-layer declaration in the module tree (a shared module's once)."""
-    return [
-        decl
-        for sub in ModuleTree.of(module).modules
-        if isinstance(sub, KerasModule)
-        for decl in sub.keras_layers()
-    ]
+    return ModuleTree.of(module).declarations()
 
 
 def _covered(layer: KerasLayer, tree: ModuleTree) -> list[str]:

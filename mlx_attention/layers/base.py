@@ -9,13 +9,13 @@ these declarations; it never guesses a layout from a shape.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-from mlx.utils import tree_map
+from mlx.utils import tree_flatten, tree_map
 
 from .utils import check_str
 
@@ -75,6 +75,81 @@ class KerasLayouts:
 
     layouts: tuple[tuple[KerasLayer, ...], ...]
     labels: tuple[str, ...] = ()
+
+
+# --- the module tree: each module once, its declarations -----------------------------------------
+
+
+def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Every (path, module) of the tree in definition order (a shared module at each path)."""
+    yield prefix, module
+    children = tree_flatten(module.children(), is_leaf=lambda m: isinstance(m, nn.Module))
+    for key, child in children:
+        yield from _walk(child, f"{prefix}.{key}" if prefix else key)
+
+
+@dataclass(frozen=True)
+class ModuleTree:
+    """A module tree with each module once, at its first path (a stage-shared positional bias
+    that several blocks hold is one module): its paths, declarations and parameters."""
+
+    paths: dict[int, str]  # id(module) -> first path
+    modules: tuple[nn.Module, ...]  # each module once, in definition order
+    parameters: dict[str, mx.array]  # flattened, keys under a module's other paths left out
+
+    @classmethod
+    def of(cls, module: nn.Module) -> ModuleTree:
+        paths: dict[int, str] = {}
+        modules, aliases = [], []
+        for path, sub in _walk(module):
+            if id(sub) in paths:
+                aliases.append(path + ".")
+            else:
+                paths[id(sub)] = path
+                modules.append(sub)
+        parameters = {
+            key: value
+            for key, value in tree_flatten(module.parameters())
+            if not any(key.startswith(alias) for alias in aliases)
+        }
+        return cls(paths, tuple(modules), parameters)
+
+    def key(self, module: nn.Module, name: str) -> str:
+        base = self.paths[id(module)]
+        return f"{base}.{name}" if base else name
+
+    def declarations(self) -> list[KerasLayer | KerasLayouts]:
+        """Every Keras-layer declaration in the tree, in definition order (a shared module's
+        once): what the loader fills and ``KerasModule.summary`` lists."""
+        return [
+            decl
+            for sub in self.modules
+            if isinstance(sub, KerasModule)
+            for decl in sub.keras_layers()
+        ]
+
+
+def _summary_rows(tree: ModuleTree, decl: KerasLayer | KerasLayouts) -> list[tuple[str, ...]]:
+    """``(Keras name, Keras type, MLX module path, parameter shapes, count)`` per Keras layer;
+    an alternative layout's rows (another kecam version's names) repeat no count."""
+    if isinstance(decl, KerasLayer):
+        layouts, labels = ((decl,),), ("",)
+    else:
+        layouts, labels = decl.layouts, [f" [kecam {label} file]" for label in decl.labels]
+    rows = []
+    for i, (layout, label) in enumerate(zip(layouts, labels or [""] * len(layouts))):
+        for layer in layout:
+            if layer.kind == "Constant":
+                shapes = ", ".join(str(tuple(np.shape(w))) for w in layer.weights)
+                rows.append((layer.name, "Constant" + label, "-", shapes, "constant"))
+                continue
+            params = dict(tree_flatten(layer.module.parameters()))
+            names = layer.weights if layer.kind == "Weights" else tuple(params)
+            shapes = ", ".join(f"{name} {tuple(params[name].shape)}" for name in names)
+            count = f"{sum(params[name].size for name in names):,}" if i == 0 else ""
+            path = tree.paths[id(layer.module)] or "(self)"
+            rows.append((layer.name, layer.kind + label, path, shapes, count))
+    return rows
 
 
 def _as_float(value):
@@ -189,3 +264,37 @@ class KerasModule(nn.Module):
     def keras_layers(self) -> Sequence[KerasLayer | KerasLayouts]:
         """The Keras layers whose weights live directly in this module (not in sub-blocks)."""
         return ()
+
+    def summary(self, print_fn: Callable[[str], object] | None = print) -> str:
+        """The Keras layers the module tree declares: each layer's Keras name (what
+        ``convert.load_keras_weights`` looks for), Keras type, the MLX module it fills, that
+        module's parameter shapes (MLX layout) and count; then the total parameter count.
+
+        Printed with ``print_fn`` (``None``: not printed) and returned. Where a block has two
+        layouts (kecam 1.4.3 and 1.3.1 names), each row is marked with its kecam version and
+        the second layout's rows (the same parameters) repeat no count. A module built without
+        ``name=`` lists its names after ``<prefix>``, the loader's ``prefix=``.
+
+        Args:
+            print_fn: called with the text (kecam's ``model.summary(print_fn=...)``).
+        """
+        tree = ModuleTree.of(self)
+        rows = [row for decl in tree.declarations() for row in _summary_rows(tree, decl)]
+        head = f"{type(self).__name__}(name={self.name!r}): the Keras layers it loads"
+        if not self.name:  # the declared names are suffixes of the file's names
+            rows = [("<prefix>" + row[0], *row[1:]) for row in rows]
+            head += ", <prefix> given as load_keras_weights(module, path, prefix=...)"
+        rows.insert(
+            0, ("Keras layer", "Keras type", "MLX module", "parameters (MLX shapes)", "count")
+        )
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        table = [
+            "  ".join(f"{v:<{w}}" for v, w in zip(row[:4], widths)) + f"  {row[4]:>{widths[4]}}"
+            for row in rows
+        ]
+        total = sum(v.size for v in tree.parameters.values())
+        rule = "-" * len(table[0])
+        text = "\n".join([head, rule, table[0], rule, *table[1:], rule, f"Total params: {total:,}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
