@@ -343,8 +343,10 @@ def test_every_block_gives_the_same_result_in_eight_threads_and_exits_cleanly():
         assert run.stdout.strip() == "identical"
 
 
+# Not strict: the abort is a race at exit, seen in 0 to 5 of 6 runs here depending on the
+# machine's load, so ten clean runs do not yet mean MLX fixed it (an XPASS is reported).
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="MLX (0.32) aborts the interpreter at exit after compiled functions ran in threads "
     "(its per-thread compile cache): python -c 'import threading, mlx.core as mx, mlx.nn as nn; "
     "ts = [threading.Thread(target=lambda: mx.eval(nn.gelu(mx.ones(4)))) for _ in range(8)]; "
@@ -352,6 +354,6 @@ def test_every_block_gives_the_same_result_in_eight_threads_and_exits_cleanly():
 )
 def test_mlx_compiled_functions_in_threads_exit_cleanly():
     """The upstream reproducer, repeated: an abort in any of 10 runs is the known MLX issue;
-    when MLX fixes it this XPASSes (strict), and the README's "Known issues" note can go."""
+    when MLX has fixed it this XPASSes every time, and the README's "Known issues" note can go."""
     for run in _run(MLX_COMPILE_THREADS, 10):
         assert run.returncode == 0, run.stderr[-500:]
