@@ -212,6 +212,15 @@ def test_main_quick_writes_json(tmp_path, capsys):
     assert "uniformer_mhsa" in capsys.readouterr().out
 
 
+def test_bench_says_how_to_fix_a_slow_cpu_blas(monkeypatch, capsys):
+    monkeypatch.setattr(benchmarks, "cpu_blas", lambda: ("slow one", benchmarks.OPENBLAS_HINT))
+    assert benchmarks.main(["--quick", "--blocks", "levit_pos", "--no-floor"]) == 0
+    assert "Slow BLAS: MLX's Linux CPU wheel" in capsys.readouterr().out
+    monkeypatch.setattr(benchmarks, "cpu_blas", lambda: ("OpenBLAS (preloaded)", None))
+    assert benchmarks.main(["--quick", "--blocks", "levit_pos", "--no-floor"]) == 0
+    assert "Slow BLAS" not in capsys.readouterr().out
+
+
 def test_quick_mode_is_batch_1_unless_asked():
     parser = benchmarks.argparse.ArgumentParser()
     benchmarks.add_arguments(parser, full_batches="1,8", modes="eager")
