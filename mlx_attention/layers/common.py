@@ -210,13 +210,6 @@ class Activation(KerasModule):
         return self._fn(x)
 
 
-def _tf_same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TF "SAME": the extra row or column goes to the bottom/right."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def _conv_padding(padding, kernel: tuple[int, int], use_torch_padding: bool):
     """kecam's padding rule: ``"same"`` means torch-style ``k // 2`` (dilation ignored) unless
     ``use_torch_padding=False``, where it means TF SAME; an int or pair is an explicit pad."""
@@ -296,7 +289,7 @@ class _Conv2d(KerasModule):
         """``[(top, bottom), (left, right)]`` for an input of this size."""
         if self.padding == "tf_same":
             return [
-                _tf_same_pads(size, k, s, d)
+                ops.same_pads(size, k, s, d)
                 for size, k, s, d in zip(
                     (height, width), self.kernel_size, self.strides, self.dilation
                 )
@@ -427,7 +420,7 @@ class AntiAliasDownsample(KerasModule):
         return (KerasLayer(name, "Constant", weights=(self.keras_kernel,)),)
 
     def __call__(self, x: mx.array) -> mx.array:
-        pads = [_tf_same_pads(s, self.kernel_size, self.strides, 1) for s in x.shape[1:3]]
+        pads = [ops.same_pads(s, self.kernel_size, self.strides, 1) for s in x.shape[1:3]]
         kernel = self.weight if self.trainable else self._kernel
         x = mx.pad(x, [(0, 0), *pads, (0, 0)])
         return ops.conv2d(x, kernel.astype(x.dtype), stride=self.strides, groups=x.shape[-1])
