@@ -144,6 +144,12 @@ def se_module(
     )  # fmt: skip
 
 
+def eca_module(input_shape, gamma=2.0, beta=1.0, name=None, **kwargs) -> layers.EcaModule:
+    """kecam ``eca_module``; see ``layers.EcaModule``. kecam ignores ``**kwargs``."""
+    shape = check_input_shape(input_shape, 3, "eca_module")
+    return layers.EcaModule(shape[-1], gamma=gamma, beta=beta, name=name)
+
+
 def drop_block(input_shape, drop_rate=0, name=None) -> layers.DropBlock:
     """kecam ``drop_block``; see ``layers.DropBlock``."""
     check_input_shape(input_shape, (1, 2, 3, 4), "drop_block")

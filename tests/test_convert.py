@@ -219,6 +219,17 @@ def test_dense_rule_transposes_a_square_kernel():
     np.testing.assert_array_equal(weight, kernel.T)
 
 
+def test_conv1d_rule_puts_taps_second():
+    conv = nn.Conv1d(2, 3, 4, bias=False)
+    kernel = np.arange(24, dtype=np.float32).reshape(4, 2, 3)  # [k, C_in, C_out]
+    weight = RULES["Conv1D"](layers.KerasLayer("c", "Conv1D", conv), [kernel])["weight"]
+    np.testing.assert_array_equal(weight, kernel.transpose(2, 0, 1))  # [C_out, k, C_in]
+    x = np.random.default_rng(0).standard_normal((1, 6, 2)).astype(np.float32)
+    conv.weight = mx.array(weight)
+    expected = sum(x[:, i : i + 3] @ kernel[i] for i in range(4))  # Keras VALID Conv1D
+    np.testing.assert_allclose(np.asarray(conv(mx.array(x))), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown Keras layer kind"):
         layers.KerasLayer("x", "Conv3D", nn.Linear(2, 2))

@@ -40,6 +40,11 @@ def conv2d(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
     return _with_bias(decl.module, ("weight", kernel.transpose(3, 0, 1, 2)), arrays)
 
 
+def conv1d(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    # Keras [k, C_in, C_out] -> MLX nn.Conv1d [C_out, k, C_in]
+    return _with_bias(decl.module, ("weight", arrays[0].transpose(2, 0, 1)), arrays)
+
+
 def depthwise_conv2d(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
     kh, kw, channels, multiplier = arrays[0].shape
     # Keras output channel c * M + m is MLX's grouped-conv output of group c.
@@ -65,6 +70,7 @@ def weights(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]
 
 RULES: dict[str, Rule] = {
     "Dense": dense,
+    "Conv1D": conv1d,
     "Conv2D": conv2d,
     "DepthwiseConv2D": depthwise_conv2d,
     "BatchNormalization": batch_norm,
@@ -77,13 +83,13 @@ RULES: dict[str, Rule] = {
 
 # The rank of the first stored variable (the kernel) of the layer types that have one: a
 # kernel of another rank is refused from the file's metadata, naming the layer and weight.
-KERNEL_RANKS: dict[str, int] = {"Dense": 2, "Conv2D": 4, "DepthwiseConv2D": 4}
+KERNEL_RANKS: dict[str, int] = {"Dense": 2, "Conv1D": 3, "Conv2D": 4, "DepthwiseConv2D": 4}
 
 
 def expected_count(decl: KerasLayer) -> int:
     """How many variables the Keras layer stores for this module."""
     module = decl.module
-    if decl.kind in ("Dense", "Conv2D", "DepthwiseConv2D"):
+    if decl.kind in ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D"):
         return 1 + _has(module, "bias")
     if decl.kind == "BatchNormalization":
         return 4

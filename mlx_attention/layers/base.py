@@ -22,6 +22,7 @@ from .utils import check_str
 # Keras layer types with a conversion rule in ``mlx_attention.convert.rules``.
 KERAS_KINDS = (
     "Dense",  # kernel [in, out] (+ bias) into nn.Linear
+    "Conv1D",  # kernel [k, in, out] (+ bias) into nn.Conv1d
     "Conv2D",  # kernel [kh, kw, in/g, out] (+ bias) into nn.Conv2d, or a 1x1 kernel into nn.Linear
     "DepthwiseConv2D",  # depthwise_kernel [kh, kw, C, M] (+ bias) into nn.Conv2d(groups=C)
     "BatchNormalization",  # gamma, beta, moving_mean, moving_variance into nn.BatchNorm

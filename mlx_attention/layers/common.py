@@ -600,6 +600,51 @@ class SqueezeExcite(KerasModule):
         return x * se
 
 
+class EcaModule(KerasModule):
+    """kecam's ``eca_module`` (Efficient Channel Attention): the global mean of each channel,
+    a 1-D convolution over the channel axis (zero-padded, no bias), sigmoid, multiply.
+
+    The kernel size follows the channels: ``t = int((log2(C) + beta) / gamma)``, made odd
+    (``t + 1`` when even) and at least 3, as kecam.
+
+    Args:
+        dims: channels.
+        gamma, beta: kecam's kernel-size rule. Default: ``2.0``, ``1.0``.
+        name: kecam's ``name=`` (layer ``name + "conv1d"``, a Keras ``Conv1D``).
+
+    Shape:
+        ``[B, H, W, C] -> [B, H, W, C]``
+    """
+
+    def __init__(
+        self, dims: int, *, gamma: float = 2.0, beta: float = 1.0, name: str | None = None
+    ):
+        super().__init__(name)
+        what = "EcaModule"
+        dims = check_int(dims, "dims", minimum=1, what=what)
+        gamma = check_float(gamma, "gamma", what=what)
+        beta = check_float(beta, "beta", what=what)
+        if gamma == 0:  # kecam: ZeroDivisionError
+            raise ValueError(f"{what}: gamma={gamma} divides the kernel-size rule")
+        t = (np.log(float(dims)) / np.log(2.0) + beta) / gamma
+        if not np.isfinite(t) or abs(t) > 2**20:
+            raise ValueError(f"{what}: gamma={gamma}, beta={beta} give a kernel size of {t}")
+        t = int(t)
+        self.kernel_size = max(t if t % 2 else t + 1, 3)
+        self.conv = nn.Conv1d(1, 1, self.kernel_size, padding=self.kernel_size // 2, bias=False)
+
+    def keras_layers(self):
+        return (KerasLayer(self.sub("conv1d"), "Conv1D", self.conv),)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        # the statistic and its gate in float32 for half-precision inputs, as the other
+        # normalisation statistics of this package
+        acc = mx.float32 if x.dtype in (mx.float16, mx.bfloat16) else x.dtype
+        pooled = mx.mean(x.astype(acc), axis=(1, 2))[..., None]  # [B, C, 1]: C is the length
+        gate = mx.sigmoid(self.conv(pooled.astype(self.conv.weight.dtype)).astype(acc))
+        return x * gate[:, None, None, :, 0].astype(x.dtype)
+
+
 class DropBlock(KerasModule):
     """kecam's ``drop_block``: stochastic depth. Identity at inference; in training mode each
     sample is dropped with probability ``drop_rate`` and kept samples scaled by
