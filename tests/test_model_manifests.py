@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from mlx_attention import models
+from mlx_attention.attention_layers import anti_alias_downsample
 
 TOOL_PATH = Path(__file__).resolve().parents[1] / "tools" / "make_model_manifests.py"
 _spec = importlib.util.spec_from_file_location("make_model_manifests", TOOL_PATH)
@@ -233,6 +234,39 @@ def test_the_stand_in_catches_a_wrong_shape_a_missing_and_an_extra_layer(tmp_pat
         tool.write_manifest(tmp_path / "NAT_Mini.json.gz", changed)
         error = validate(model, "NAT_Mini")
         assert error is not None and re.search(message, error), error
+
+
+class _Blurred(models.ImageClassifier):
+    """A model with a constant (kecam's fixed anti-alias filter, stored but never loaded)."""
+
+    def __init__(self):
+        super().__init__((8, 8, 4))
+        self.add(anti_alias_downsample((8, 8, 4), name="blur_"), "blur_anti_alias_down")
+        self._finish(models._glue.ClassifierHead(4, 2, classifier_activation=None))
+
+
+def test_the_stand_in_serves_constants_to_the_loaders_check(tmp_path, monkeypatch):
+    """A constant's values travel in the manifest; the loader compares them with the module's
+    own (the filter's values against kecam's are the block tests' business)."""
+    model = _Blurred()
+    kernel = model.layers[0].keras_kernel
+    monkeypatch.setattr(tool, "MANIFESTS", tmp_path)
+
+    def manifest(values: np.ndarray) -> dict:
+        blur = ["blur_anti_alias_down/depthwise_kernel:0", list(kernel.shape)]
+        blur.append(base64.b64encode(values.astype("<f4").tobytes()).decode("ascii"))
+        head = [["predictions/kernel:0", [4, 2]], ["predictions/bias:0", [2]]]
+        layers = [
+            ["blur_anti_alias_down", "DepthwiseConv2D", [blur]],
+            ["predictions", "Dense", head],
+        ]
+        return {"layers": layers}
+
+    tool.write_manifest(tmp_path / "blurred.json.gz", manifest(kernel))
+    assert validate(model, "blurred") is None
+    tool.write_manifest(tmp_path / "blurred.json.gz", manifest(kernel * 2))
+    error = validate(model, "blurred")
+    assert error is not None and "'blur_anti_alias_down' holds a constant that differs" in error
 
 
 if __name__ == "__main__":  # the child of ``run_checks``: JSON of every named constructor
