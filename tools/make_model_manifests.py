@@ -62,9 +62,12 @@ def read_manifest(name: str) -> dict | None:
 def write_manifest(path: Path, manifest: dict) -> None:
     """gzip (no time stamp or file name in it: the same manifest gives the same bytes), one
     layer per line so that a diff of the decompressed files reads."""
-    head = {k: v for k, v in manifest.items() if k != "layers"}
-    lines = ",\n".join(json.dumps(layer, separators=(",", ":")) for layer in manifest["layers"])
-    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"layers":[\n' + lines + "\n]}\n"
+    compact = {"separators": (",", ":")}
+    head = [
+        f"{json.dumps(k)}:{json.dumps(v, **compact)}" for k, v in manifest.items() if k != "layers"
+    ]
+    lines = ",\n".join(json.dumps(layer, **compact) for layer in manifest["layers"])
+    text = "{" + ",".join([*head, f'"layers":[\n{lines}\n]']) + "}\n"
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as f:
         f.write(text.encode("utf-8"))
