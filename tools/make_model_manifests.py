@@ -183,8 +183,14 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"not registered constructors: {unknown} (models.list_models())")
     MANIFESTS.mkdir(parents=True, exist_ok=True)
+    failed = []
     for name in names:
-        print(f"{name}: {make_one(name, models.get_entry(name).kecam, args.memory_gb)}", flush=True)
+        outcome = make_one(name, models.get_entry(name).kecam, args.memory_gb)
+        print(f"{name}: {outcome}", flush=True)
+        if outcome.startswith("FAILED"):
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"kecam failed to build {failed}")
 
 
 if __name__ == "__main__":
