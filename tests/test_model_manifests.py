@@ -57,8 +57,7 @@ class ManifestFile:
         from mlx_attention.convert.h5 import LayerInfo, WeightInfo
 
         self.path = Path(path)
-        name = self.path.name.removesuffix(".json.gz")
-        manifest = tool.read_manifest(name)
+        manifest = tool.load_manifest(self.path)
         self.layers = tuple(
             LayerInfo(
                 layer, tuple(WeightInfo(w[0], tuple(w[1]), np.dtype("float32")) for w in weights)
@@ -98,10 +97,10 @@ class ManifestFile:
         pass
 
 
-def _peak_and_current() -> tuple[int, int]:
+def _memory(field: str) -> int:
+    """``VmHWM`` (peak) or ``VmRSS`` (current) resident memory of this process, in bytes."""
     with open("/proc/self/status") as f:
-        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if "kB" in line}
-    return fields["VmHWM"], fields["VmRSS"]
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
 
 def validate(model: models.ImageClassifier, name: str) -> str | None:
@@ -126,7 +125,7 @@ def check_constructor(name: str, materialise: bool = False) -> dict:
     """Build ``name`` at its defaults and validate it against its manifest (child process);
     ``materialise`` evaluates the parameters (what the memory check must catch)."""
     PROC.write_text("5")  # resets VmHWM to the current resident size
-    _, before = _peak_and_current()
+    before = _memory("VmRSS")
     model = models.create_model(name)
     if materialise:
         mx.eval(model.parameters())
@@ -136,8 +135,7 @@ def check_constructor(name: str, materialise: bool = False) -> dict:
         "input_shape": list(model.input_shape),
         "error": validate(model, name),
     }
-    peak, _ = _peak_and_current()
-    result["peak_growth"] = peak - before
+    result["peak_growth"] = _memory("VmHWM") - before
     return result
 
 

@@ -50,13 +50,16 @@ def command_for(names: list[str]) -> str:
     return f"{COMMAND} --only {' '.join(names)}"
 
 
-def read_manifest(name: str) -> dict | None:
-    """The manifest of ``name`` (``None`` when there is none); see ``kecam_manifest``."""
-    path = manifest_path(name)
-    if not path.exists():
-        return None
+def load_manifest(path: Path) -> dict:
+    """A manifest file's contents; see ``kecam_manifest``."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_manifest(name: str) -> dict | None:
+    """The manifest of the constructor ``name``, ``None`` when there is none."""
+    path = manifest_path(name)
+    return load_manifest(path) if path.exists() else None
 
 
 def write_manifest(path: Path, manifest: dict) -> None:
