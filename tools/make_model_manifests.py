@@ -74,7 +74,7 @@ def write_manifest(path: Path, manifest: dict) -> None:
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as f:
         f.write(text.encode("utf-8"))
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # helpers may run this at once
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
 
