@@ -83,7 +83,7 @@ def test_lookup_by_constructor_or_model_name(name):
     assert models.get_entry(KECAM["models"][name]["model_name"]) is entry
     assert models.get_entry(name.upper()) is entry
     assert getattr(models, name).__name__ == name
-    assert entry.kecam == f"nat.{name}"
+    assert entry.kecam == f"{entry.family.module}.{name}"
 
 
 def test_registry_names_are_unique():
@@ -229,7 +229,7 @@ def test_fixture_matches_kecam(case, kernels_mode, monkeypatch):
             fused, "_emulator", lambda *a, **k: fused_calls.append(a) or emulator(*a, **k)
         )
     assert_matches(model(x), arrays["logits"])
-    if kernels_mode == "emulated":
+    if kernels_mode == "emulated" and INDEX[case]["builder"] == "nat.NAT":
         assert len(fused_calls) == sum(INDEX[case]["kwargs"]["num_blocks"])
     intermediates = model.forward_intermediates(x)
     for name in INDEX[case]["probes"]:
@@ -263,7 +263,7 @@ def test_both_file_layouts_and_both_kecam_versions_are_covered():
     assert {e["kecam"] for e in INDEX.values()} == {"1.3.1", "1.4.3"}
     assert any(e["kwargs"].get("use_every_other_dilations") for e in INDEX.values())
     total = sum(p.stat().st_size for p in FIXTURES.iterdir())
-    assert total <= 3 * 2**20, f"model fixtures take {total / 2**20:.2f} MB"
+    assert total <= 8 * 2**20, f"model fixtures take {total / 2**20:.2f} MB"
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)

@@ -68,6 +68,35 @@ CASES = {
         **_SMALL, "num_blocks": [1, 1, 1, 1], "input_shape": [48, 48, 3],
     }),
 }  # fmt: skip
+# case id -> kecam's family builder ("module.Builder") of the cases that are not nat.NAT's
+CASE_BUILDERS: dict[str, str] = {}
+# case id -> its probes (kwargs -> kecam layer names) where they are not NAT's `probe_names`
+CASE_PROBES: dict = {}
+
+# --- DaViT (davit.DaViT): window attention on even blocks, channel attention on odd ones -------
+DAVIT_CASES = {
+    # three stages at 12x15, 6x8 and 3x4 with 2x2 windows (12x15 padded to 12x16; the TF-SAME
+    # downsample pads the odd width right), layer scale on, save_weights
+    "davit_45x59_scaled": ("1.4.3", "weights", {
+        "out_channels": [8, 16, 24], "num_heads": [1, 2, 2], "num_blocks": [2, 1, 1],
+        "input_shape": [45, 59, 3], "layer_scale": 0.5, "mlp_ratio": 2, "num_classes": 10,
+    }),
+    # two stages, window_ratio 16: 3x5 windows on maps of 10x18 and 5x9 (both padded); model.save
+    "davit_40x72": ("1.4.3", "model", {
+        "out_channels": [8, 16], "num_heads": [2, 2], "num_blocks": [1, 1],
+        "input_shape": [40, 72, 3], "window_ratio": 16, "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(DAVIT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(DAVIT_CASES, "davit.DaViT"))
+
+
+def kecam_builder(builder: str):
+    """kecam's function ``"module.Builder"`` (kecam imported already)."""
+    import importlib
+
+    module, name = builder.rsplit(".", 1)
+    return getattr(importlib.import_module(f"keras_cv_attention_models.{module}"), name)
 
 
 def import_kecam():
@@ -116,38 +145,46 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
     seed = zlib.crc32(case_id.encode())
     tf.keras.utils.set_random_seed(seed)  # kecam's kernel initialisers draw from it
     rng = np.random.default_rng(seed)
-    model = nat.NAT(**kwargs, classifier_activation=None, pretrained=None)
+    builder = CASE_BUILDERS.get(case_id, "nat.NAT")
+    build = kecam_builder(builder)
+    model = build(**kwargs, classifier_activation=None, pretrained=None)
     randomize(model, rng)
     weights = folder / f"{case_id}.h5"
     (model.save if save == "model" else model.save_weights)(str(weights))
     x = make_inputs(kwargs["input_shape"], rng)
-    names = probe_names(kwargs, kecam_version())
+    probes_of = CASE_PROBES.get(case_id)
+    names = probes_of(kwargs) if probes_of else probe_names(kwargs, kecam_version())
     probes = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names])
     arrays = {"input": x.astype(np.float16), "logits": np.asarray(model(x, training=False))}
-    softmax = nat.NAT(**kwargs, pretrained=None)  # classifier_activation="softmax"
+    softmax = build(**kwargs, classifier_activation="softmax", pretrained=None)  # LeViT: None
     softmax.set_weights(model.get_weights())
     arrays["probs"] = np.asarray(softmax(x, training=False))
     # stored under 1.4.3's names (the names of our model's intermediates)
-    for name, value in zip(probe_names(kwargs), probes(x, training=False)):
+    stored = probes_of(kwargs) if probes_of else probe_names(kwargs)
+    for name, value in zip(stored, probes(x, training=False)):
         arrays[f"probe/{name}"] = np.asarray(value)
     np.savez_compressed(folder / f"{case_id}.npz", **arrays)
     return {
-        "kecam": kecam_version(), "save": save, "builder": "nat.NAT", "kwargs": kwargs,
-        "weights": weights.name, "arrays": f"{case_id}.npz", "probes": probe_names(kwargs),
+        "kecam": kecam_version(), "save": save, "builder": builder, "kwargs": kwargs,
+        "weights": weights.name, "arrays": f"{case_id}.npz", "probes": stored,
         "count_params": int(model.count_params()),
     }  # fmt: skip
 
 
-def write_models_json(tf, nat) -> None:
-    """kecam's signature of every NAT/DiNAT constructor and of the builder, with each
-    model's ``count_params()`` and weighted layers (built at 64x64: no NAT weight depends on
-    the input size)."""
+def write_models_json(tf, names: list[str]) -> None:
+    """kecam's signature of the named constructors and of their family builders, with each
+    model's ``count_params()`` and weighted layers (built at 64x64: no weight of these families
+    depends on the input size), merged into ``kecam_models.json``."""
     from mlx_attention import models
 
-    record = {"kecam": kecam_version(), "built_at": [64, 64, 3], "builders": {}, "models": {}}
-    record["builders"]["nat.NAT"] = {"params": signature_rows(nat.NAT)}
-    for name in models.list_models():
-        fn = getattr(nat, name)
+    path = FIXTURES / "kecam_models.json"
+    record = json.loads(path.read_text()) if path.exists() else {"builders": {}, "models": {}}
+    record.update(kecam=kecam_version(), built_at=[64, 64, 3])
+    for name in names:
+        family = models.get_entry(name).family
+        builder = f"{family.module}.{family.builder_name}"
+        record["builders"][builder] = {"params": signature_rows(kecam_builder(builder))}
+        fn = kecam_builder(f"{family.module}.{name}")
         model = fn(input_shape=(64, 64, 3), pretrained=None)
         record["models"][name] = {
             "model_name": model.name,
@@ -157,7 +194,8 @@ def write_models_json(tf, nat) -> None:
         }
         tf.keras.backend.clear_session()
         print(f"{name}: {record['models'][name]['count_params']:,} parameters")
-    (FIXTURES / "kecam_models.json").write_text(json.dumps(record, indent=1) + "\n")
+    record["models"] = dict(sorted(record["models"].items()))
+    path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def main() -> None:
@@ -167,9 +205,19 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="only these case ids")
     parser.add_argument("--kecam131", action="store_true", help="(internal) the 1.3.1 cases")
     parser.add_argument("--no-json", action="store_true", help="skip kecam_models.json")
+    parser.add_argument(
+        "--json", nargs="+", metavar="PATTERN",
+        help="only update kecam_models.json for the registered models matching these patterns",
+    )  # fmt: skip
     args = parser.parse_args()
     version = kecam_version()
     tf, nat = import_kecam()
+    if args.json:
+        from mlx_attention import models
+
+        names = sorted({n for pattern in args.json for n in models.list_models(pattern)})
+        write_models_json(tf, names)
+        return
     wanted = [c for c in CASES if not args.only or c in args.only]
     index_path = FIXTURES / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
@@ -189,7 +237,9 @@ def main() -> None:
         only = [c for c in wanted if CASES[c][0] == "1.3.1"]
         subprocess.run([str(VENV131), __file__, "--kecam131", "--only", *only], check=True)
     if not args.only and not args.no_json:
-        write_models_json(tf, nat)
+        from mlx_attention import models
+
+        write_models_json(tf, models.list_models())
 
 
 if __name__ == "__main__":

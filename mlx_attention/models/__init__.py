@@ -14,10 +14,11 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import nat
+from . import davit, nat
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
+from .davit import DaViT_B, DaViT_G, DaViT_H, DaViT_L, DaViT_S, DaViT_T
 from .nat import (
     DiNAT_Base,
     DiNAT_Large,
@@ -32,6 +33,12 @@ from .nat import (
 )
 
 __all__ = [
+    "DaViT_B",
+    "DaViT_G",
+    "DaViT_H",
+    "DaViT_L",
+    "DaViT_S",
+    "DaViT_T",
     "DiNAT_Base",
     "DiNAT_Large",
     "DiNAT_Large_K11",
@@ -45,6 +52,7 @@ __all__ = [
     "NAT_Tiny",
     "convert",
     "create_model",
+    "davit",
     "get_entry",
     "list_models",
     "nat",
