@@ -50,10 +50,26 @@ def command_for(names: list[str]) -> str:
     return f"{COMMAND} --only {' '.join(names)}"
 
 
+def _weight_names(manifest: dict, stored: bool) -> dict:
+    """The file stores a weight name under its layer's as ``"/kernel:0"`` (a quarter of the
+    size); ``stored=False`` restores ``"layer/kernel:0"``. Keras names never start with "/"."""
+
+    def name(layer: str, weight: str) -> str:
+        if stored:
+            return weight[len(layer) :] if weight.startswith(layer + "/") else weight
+        return layer + weight if weight.startswith("/") else weight
+
+    layers = [
+        [layer, kind, [[name(layer, w[0]), *w[1:]] for w in weights]]
+        for layer, kind, weights in manifest["layers"]
+    ]
+    return {**manifest, "layers": layers}
+
+
 def load_manifest(path: Path) -> dict:
     """A manifest file's contents; see ``kecam_manifest``."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
+        return _weight_names(json.load(f), stored=False)
 
 
 def read_manifest(name: str) -> dict | None:
@@ -65,6 +81,7 @@ def read_manifest(name: str) -> dict | None:
 def write_manifest(path: Path, manifest: dict) -> None:
     """gzip (no time stamp or file name in it: the same manifest gives the same bytes), one
     layer per line so that a diff of the decompressed files reads."""
+    manifest = _weight_names(manifest, stored=True)
     compact = {"separators": (",", ":")}
     head = [
         f"{json.dumps(k)}:{json.dumps(v, **compact)}" for k, v in manifest.items() if k != "layers"
