@@ -73,22 +73,33 @@ CASE_BUILDERS: dict[str, str] = {}
 # case id -> its probes (kwargs -> kecam layer names) where they are not NAT's `probe_names`
 CASE_PROBES: dict = {}
 
-# --- DaViT (davit.DaViT): window attention on even blocks, channel attention on odd ones -------
-DAVIT_CASES = {
-    # three stages at 12x15, 6x8 and 3x4 with 2x2 windows (12x15 padded to 12x16; the TF-SAME
-    # downsample pads the odd width right), layer scale on, save_weights
-    "davit_45x59_scaled": ("1.4.3", "weights", {
-        "out_channels": [8, 16, 24], "num_heads": [1, 2, 2], "num_blocks": [2, 1, 1],
-        "input_shape": [45, 59, 3], "layer_scale": 0.5, "mlp_ratio": 2, "num_classes": 10,
+# --- LeViT (levit.LeViT): probes are the stem's last BN and each stack's output (the last is
+# forward_features); a distilled case stores its two outputs stacked ([2, B, classes]).
+_LEVIT = {
+    "patch_channel": 16, "out_channels": [24, 24], "num_heads": [2, 3], "depthes": [1, 1],
+    "key_dims": [8, 8], "attn_ratios": [2, 2], "strides": [2, 0], "num_classes": 10,
+}  # fmt: skip
+LEVIT_CASES = {
+    # 32x48: grids 2x3 and 1x2 (the strided attention's table on non-square maps), the
+    # distillation head; save_weights
+    "levit_32x48_distill": ("1.4.3", "weights", {
+        **_LEVIT, "input_shape": [32, 48, 3], "mlp_ratios": [2, 0], "use_distillation": True,
     }),
-    # two stages, window_ratio 16: 3x5 windows on maps of 10x18 and 5x9 (both padded); model.save
-    "davit_40x72": ("1.4.3", "model", {
-        "out_channels": [8, 16], "num_heads": [2, 2], "num_blocks": [1, 1],
-        "input_shape": [40, 72, 3], "window_ratio": 16, "num_classes": 10,
+    # 45x47: odd sizes through the stem to a square 3x3 grid (a table that resizes), then 2x2;
+    # attention ratio 3, MLP ratio 3; save_weights
+    "levit_45x47": ("1.4.3", "weights", {
+        **_LEVIT, "input_shape": [45, 47, 3], "attn_ratios": [1, 3], "mlp_ratios": [3, 1],
     }),
 }  # fmt: skip
-CASES.update(DAVIT_CASES)
-CASE_BUILDERS.update(dict.fromkeys(DAVIT_CASES, "davit.DaViT"))
+CASES.update(LEVIT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(LEVIT_CASES, "levit.LeViT"))
+
+
+def levit_probes(kwargs: dict) -> list[str]:
+    return ["stem_4_bn"] + [f"stack{i + 1}_output" for i in range(len(kwargs["depthes"]))]
+
+
+CASE_PROBES.update(dict.fromkeys(LEVIT_CASES, levit_probes))
 
 
 def kecam_builder(builder: str):

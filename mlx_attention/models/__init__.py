@@ -14,11 +14,12 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import davit, nat
+from . import davit, levit, nat
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
 from .davit import DaViT_B, DaViT_G, DaViT_H, DaViT_L, DaViT_S, DaViT_T
+from .levit import LeViT128, LeViT128S, LeViT192, LeViT256, LeViT384
 from .nat import (
     DiNAT_Base,
     DiNAT_Large,
@@ -46,6 +47,11 @@ __all__ = [
     "DiNAT_Small",
     "DiNAT_Tiny",
     "ImageClassifier",
+    "LeViT128",
+    "LeViT128S",
+    "LeViT192",
+    "LeViT256",
+    "LeViT384",
     "NAT_Base",
     "NAT_Mini",
     "NAT_Small",
@@ -54,6 +60,7 @@ __all__ = [
     "create_model",
     "davit",
     "get_entry",
+    "levit",
     "list_models",
     "nat",
     "read_metadata",

@@ -150,3 +150,155 @@ class ClassifierHead(KerasModule):
         weight = self.predictions.weight.dtype
         logits = self.predictions(self.dropout(x).astype(weight)).astype(mx.float32)
         return self.activation(logits)
+
+
+class BatchNormHead(KerasModule):
+    """kecam's BatchNorm classifier of LeViT and EfficientViT-M: ``GlobalAveragePooling2D``,
+    ``Dropout``, then per head a BatchNormalization and a ``Dense(num_classes)``; with
+    ``distill_names`` a second (distillation) head on the same pooled features, and the model
+    returns both outputs as a tuple, as kecam's two-output model does.
+
+    The head computes in float32 whatever the model's dtype (kecam forces the Dense to
+    float32). ``fused()`` is kecam's ``model_surgery.fuse_distill_head`` (``switch_to_deploy``):
+    each BatchNorm folded into its Dense, the two heads averaged into one ``Dense`` under the
+    first head's name.
+
+    Args:
+        dims: channels of the feature map.
+        num_classes: classes; ``0`` for no classifier (the feature map passes through).
+        names: ``(BatchNorm name, Dense name)`` of the head (``("head_", "head")``: Keras
+            layers ``head_bn`` and ``head``); a BatchNorm name ``None`` means none (fused).
+        distill_names: the same for the distillation head, or ``None``.
+        drop_rate: dropout after the pooling (training only; kecam applies it for rates in
+            ``(0, 1)``).
+        classifier_activation: a kecam activation name, or ``None`` for logits.
+
+    Shape:
+        ``[B, H, W, dims] -> [B, num_classes]`` (a tuple of two with ``distill_names``)
+    """
+
+    def __init__(
+        self, dims: int, num_classes: int = 1000, *, names: tuple[str | None, str],
+        distill_names: tuple[str | None, str] | None = None, drop_rate: float = 0,
+        classifier_activation: str | None = None,
+    ):  # fmt: skip
+        super().__init__("")
+        self.features = None
+        self.num_features = dims
+        self.names, self.distill_names = names, distill_names
+        self.dropout = nn.Dropout(drop_rate if 0 < drop_rate < 1 else 0)
+        self.reset(num_classes, classifier_activation)
+
+    def _branch(self, names: tuple[str | None, str]) -> dict:
+        bn_name, dense_name = names
+        norm = None
+        if bn_name is not None:
+            norm = attention_layers.batchnorm_with_activation((self.num_features,), name=bn_name)
+        return {"norm": norm, "dense": nn.Linear(self.num_features, self.num_classes)}
+
+    def reset(self, num_classes: int, classifier_activation: str | None) -> None:
+        """New, randomly initialised heads for ``num_classes`` (0: none); BatchNorms reset."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes={num_classes} must be >= 0")
+        self.num_classes = num_classes
+        self.activation = Activation(classifier_activation)
+        self.branches = []
+        if num_classes:
+            named = [self.names] + ([self.distill_names] if self.distill_names else [])
+            self.branches = [self._branch(names) for names in named]
+
+    @property
+    def predictions(self) -> nn.Linear | None:
+        """The (first) head's Dense."""
+        return self.branches[0]["dense"] if self.branches else None
+
+    def keras_layers(self):
+        named = [self.names] + ([self.distill_names] if self.distill_names else [])
+        return tuple(
+            KerasLayer(names[1], "Dense", branch["dense"])
+            for names, branch in zip(named, self.branches)
+        )
+
+    def fused(self) -> BatchNormHead:
+        """kecam's ``fuse_distill_head``: one head, ``Dense`` only, the BatchNorms folded in
+        (``W' = W * gamma / sqrt(var + eps)``, ``b' = b + (beta - mean * gamma / sqrt(var +
+        eps)) @ W``) and the distillation head averaged with it."""
+        if not self.branches:
+            raise ValueError("a model built with num_classes=0 has no head to fuse")
+        weights, biases = [], []
+        for branch in self.branches:
+            dense, norm = branch["dense"], branch["norm"]
+            weight, bias = dense.weight.astype(mx.float32), dense.bias.astype(mx.float32)
+            if norm is not None:
+                bn = norm.bn
+                scale = bn.weight * mx.rsqrt(bn.running_var + bn.eps)
+                shift = bn.bias - bn.running_mean * scale
+                weight, bias = weight * scale, bias + weight @ shift
+            weights.append(weight)
+            biases.append(bias)
+        head = BatchNormHead(
+            self.num_features, self.num_classes, names=(None, self.names[1]),
+            classifier_activation=self.activation.activation,
+        )  # fmt: skip
+        head.predictions.weight = sum(weights) / len(weights)
+        head.predictions.bias = sum(biases) / len(biases)
+        head.dropout = self.dropout
+        return head
+
+    def __call__(self, x: mx.array) -> mx.array | tuple[mx.array, mx.array]:
+        if not self.branches:
+            return x
+        x = self.dropout(mx.mean(x.astype(mx.float32), axis=(1, 2)))
+        outputs = []
+        for branch in self.branches:
+            y = x if branch["norm"] is None else branch["norm"](x)
+            outputs.append(self.activation(branch["dense"](y)))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+class ConvBNStem(KerasModule):
+    """The four-conv stem of LeViT (``levit.patch_stem``) and EfficientViT-M: 3x3 stride-2
+    ``conv2d_no_bias`` ("same") + BatchNorm, ``stem_width // 8, // 4, // 2`` and
+    ``stem_width`` channels, the activation after every BatchNorm but the last.
+
+    Args:
+        input_shape: ``(H, W, C)`` of the image.
+        stem_width: channels of the last conv.
+        activation: a kecam activation name.
+        name: kecam's prefix (``"stem_"``: layers ``stem_1_conv``, ``stem_1_bn``, ...).
+
+    Shape:
+        ``[B, H, W, C] -> [B, H/16, W/16, stem_width]`` (sizes rounded up at each stride)
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, int, int], stem_width: int, *, activation: str | None,
+        name: str = "stem_",
+    ):  # fmt: skip
+        super().__init__(name)
+        height, width, channels = input_shape
+        self.convs, self.norms = [], []
+        for index, divisor in enumerate((8, 4, 2, 1)):
+            prefix, filters = self.sub(f"{index + 1}_"), stem_width // divisor
+            conv = attention_layers.conv2d_no_bias(
+                (height, width, channels), filters, 3, strides=2, padding="same", name=prefix
+            )
+            (height, width), channels = conv_output_size(conv, height, width), filters
+            self.convs.append(conv)
+            self.norms.append(
+                attention_layers.batchnorm_with_activation(
+                    (height, width, channels),
+                    activation=activation if divisor > 1 else None,
+                    name=prefix,
+                )  # fmt: skip
+            )
+        self.output_shape = (height, width, channels)
+
+    @property
+    def output_name(self) -> str:
+        return self.norms[-1].sub("bn")
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(conv(x))
+        return x

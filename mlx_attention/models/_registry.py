@@ -63,6 +63,8 @@ class ModelSpec:
         popped: settings ``kwargs`` may override (kecam's ``kwargs.pop(name, default)``).
         input_shape: the default ``input_shape``.
         kecam_pretrained: kecam's default ``pretrained`` (ours is ``None``).
+        arg_defaults: the constructor's explicit arguments whose defaults differ from the
+            family's (LeViT256's ``use_distillation=True``).
     """
 
     name: str
@@ -71,6 +73,7 @@ class ModelSpec:
     popped: Mapping[str, Any] = field(default_factory=dict)
     input_shape: tuple[int, int, int] = (224, 224, 3)
     kecam_pretrained: str | None = "imagenet"
+    arg_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _jsonable(value: Any) -> Any:
@@ -211,7 +214,7 @@ def register_family(
     constructors = {}
     for spec in specs:
         params = [
-            _parameter(k, spec.input_shape if k == "input_shape" else v)
+            _parameter(k, spec.input_shape if k == "input_shape" else spec.arg_defaults.get(k, v))
             for k, v in constructor_args
         ]
         params += [_parameter("pretrained", None), *load]

@@ -1,0 +1,168 @@
+"""LeViT (kecam ``levit``): the distillation head, its deploy fusion, positional tables of
+another input size, strict loading, and (``reference``) real named models against kecam live.
+
+The fixture cases (``levit_*`` in ``tests/fixtures/models``, compared in ``test_models.py``
+with the other families') are kecam's ``levit.LeViT`` in reduced configurations; a distilled
+case stores kecam's two outputs stacked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from helpers import assert_matches, max_error
+from test_models import FIXTURES, INDEX, fixture_arrays, fixture_model
+
+from mlx_attention import models
+from mlx_attention.convert import WeightMismatchError, declared_layers
+
+DISTILLED, PLAIN = "levit_32x48_distill", "levit_45x47"
+
+
+def test_levit_cases_cover_both_heads():
+    cases = [c for c in INDEX if INDEX[c]["builder"] == "levit.LeViT"]
+    assert {INDEX[c]["kwargs"].get("use_distillation", False) for c in cases} == {True, False}
+
+
+def test_distillation_returns_both_heads_as_kecam():
+    model, arrays = fixture_model(DISTILLED), fixture_arrays(DISTILLED)
+    out = model(mx.array(arrays["input"]))
+    assert isinstance(out, tuple) and len(out) == 2
+    assert_matches(out[0], arrays["logits"][0])
+    assert_matches(out[1], arrays["logits"][1])
+    names = {d.name for d in declared_layers(model.head)}
+    assert names == {"head_bn", "head", "distill_head_bn", "distill_head"}
+
+
+@pytest.mark.parametrize("activation", [None, "softmax"])
+def test_switch_to_deploy_averages_the_fused_heads(activation):
+    """kecam's fuse_distill_head: each BN folded into its Dense, the two Dense averaged, one
+    output; the model it came from is unchanged."""
+    model = fixture_model(DISTILLED, classifier_activation=activation)
+    logits = fixture_arrays(DISTILLED)["logits"]
+    x = mx.array(fixture_arrays(DISTILLED)["input"])
+    deployed = model.switch_to_deploy()
+    fused = deployed(x)
+    assert isinstance(fused, mx.array)
+    expected = logits.mean(axis=0)
+    if activation == "softmax":
+        expected = np.exp(expected) / np.exp(expected).sum(-1, keepdims=True)
+    assert_matches(fused, expected)
+    assert [d.name for d in declared_layers(deployed.head)] == ["head"]
+    assert isinstance(model(x), tuple)
+
+
+def test_switch_to_deploy_without_distillation_folds_the_bn():
+    model, arrays = fixture_model(PLAIN), fixture_arrays(PLAIN)
+    assert_matches(model.switch_to_deploy()(mx.array(arrays["input"])), arrays["logits"])
+
+
+def test_constructor_defaults_are_kecams():
+    assert not models.LeViT128S(input_shape=(64, 64, 3)).head.distill_names
+    assert models.LeViT256(input_shape=(64, 64, 3)).head.distill_names
+    assert not models.LeViT256(input_shape=(64, 64, 3), use_distillation=False).head.distill_names
+    assert models.LeViT128S(input_shape=(64, 64, 3)).pretrained_cfg["classifier_activation"] is None
+
+
+def test_a_file_of_another_configuration_raises():
+    distilled = FIXTURES / INDEX[DISTILLED]["weights"]
+    kwargs = {**INDEX[DISTILLED]["kwargs"], "use_distillation": False}
+    with pytest.raises(WeightMismatchError, match="distill_head"):
+        models.create_model("levit.LeViT", pretrained=str(distilled), **kwargs)
+
+
+def test_positional_tables_of_another_size_load_with_resize():
+    """kecam's mismatch_class for LeViT is MultiHeadPositionalEmbedding: a file of another
+    input size needs resize=True (then every attn_pos table is resized and nothing else)."""
+    path = str(FIXTURES / INDEX[PLAIN]["weights"])
+    kwargs = {**INDEX[PLAIN]["kwargs"], "input_shape": [64, 80, 3]}
+    with pytest.raises(WeightMismatchError, match="resize=True"):
+        models.create_model("levit.LeViT", pretrained=path, **kwargs)
+    model = models.create_model("levit.LeViT", pretrained=path, resize=True, **kwargs)
+    resized = model.load_report.resized
+    assert resized and all(name.endswith("attn_pos") for name in resized)
+    assert model(mx.zeros((1, 64, 80, 3))).shape == (1, 10)
+
+
+# --- reference: real named models against kecam live -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kecam_levit(kecam_live):
+    tf, _, _ = kecam_live
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import make_model_fixtures as tool
+    from keras_cv_attention_models import levit
+
+    return tf, levit, tool
+
+
+def kecam_outputs(kecam_levit, model, x):
+    """kecam's outputs (a list for two heads) and its probes (the stem, each stack)."""
+    tf = kecam_levit[0]
+    probes = ["stem_4_bn"] + [f"stack{i}_output" for i in (1, 2, 3)]
+    outputs = model.outputs + [model.get_layer(n).output for n in probes]
+    values = [np.asarray(v) for v in tf.keras.Model(model.inputs, outputs)(x, training=False)]
+    heads = len(model.outputs)
+    return values[:heads], dict(zip(probes, values[heads:]))
+
+
+def compare(ours_model, x, heads, probes, label):
+    x = mx.array(x)
+    out = ours_model(x)
+    out = list(out) if isinstance(out, tuple) else [out]
+    intermediates = ours_model.forward_intermediates(x)
+    errors = {f"head{i}": max_error(o, h) for i, (o, h) in enumerate(zip(out, heads))}
+    errors.update({k: max_error(intermediates[k], v) for k, v in probes.items()})
+    print(f"\n{label}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
+    assert len(out) == len(heads)
+    for o, h in zip(out, heads):
+        assert_matches(o, h)
+    for key, value in probes.items():
+        assert_matches(intermediates[key], value)
+    assert_matches(ours_model.forward_features(x), probes["stack3_output"])
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+def test_levit128s_at_224_matches_kecam(kecam_levit, tmp_path):
+    """LeViT128S at its default size, with the distillation head (kecam's two outputs)."""
+    tf, levit, tool = kecam_levit
+    rng = np.random.default_rng(zlib.crc32(b"LeViT128S-224"))
+    kecam = levit.LeViT128S(pretrained=None, use_distillation=True)
+    tool.randomize(kecam, rng)
+    path = tmp_path / "levit128s.h5"
+    kecam.save(str(path))
+    x = tool.make_inputs((224, 224, 3), rng)
+    heads, probes = kecam_outputs(kecam_levit, kecam, x)
+    tf.keras.backend.clear_session()
+    ours = models.create_model("LeViT128S", pretrained=str(path), use_distillation=True)
+    compare(ours, x, heads, probes, "LeViT128S 224")
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+def test_levit128s_at_another_size_resizes_as_kecam(kecam_levit, tmp_path):
+    """LeViT128S at 192x256 loading a 224 file: kecam's load_resized_weights (bilinear) on
+    every MultiHeadPositionalEmbedding against our resize=True."""
+    tf, levit, tool = kecam_levit
+    rng = np.random.default_rng(zlib.crc32(b"LeViT128S-192x256"))
+    source = levit.LeViT128S(pretrained=None)
+    tool.randomize(source, rng)
+    path = tmp_path / "levit128s_224.h5"
+    source.save_weights(str(path))
+    tf.keras.backend.clear_session()
+    kecam = levit.LeViT128S(input_shape=(192, 256, 3), pretrained=str(path))
+    x = tool.make_inputs((192, 256, 3), rng)
+    heads, probes = kecam_outputs(kecam_levit, kecam, x)
+    tf.keras.backend.clear_session()
+    ours = models.LeViT128S(input_shape=(192, 256, 3), pretrained=str(path), resize=True)
+    tables = [d.name for d in declared_layers(ours) if d.name.endswith("attn_pos")]
+    assert sorted(ours.load_report.resized) == sorted(tables) and len(tables) == 11
+    compare(ours, x, heads, probes, "LeViT128S 192x256 from 224")
