@@ -129,10 +129,10 @@ def test_models_pattern_is_fnmatch_or_a_part_of_the_name(capsys, pattern):
 
 
 def test_models_with_no_match_is_an_error(capsys):
-    code, out, err = run(capsys, "models", "swin*")
+    code, out, err = run(capsys, "models", "xcit*")
     assert code == 2 and not out
     assert (
-        err.strip() == "mlx-attention models: no model matches 'swin*' (mlx-attention models "
+        err.strip() == "mlx-attention models: no model matches 'xcit*' (mlx-attention models "
         "lists them all)"
     )
 

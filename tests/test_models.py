@@ -24,6 +24,7 @@ import mlx_attention
 from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError, declared_layers
 from mlx_attention.kernels import fused
+from mlx_attention.layers import KerasLayouts
 from mlx_attention.models import _download, _pretrained
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -74,7 +75,7 @@ def test_list_models_pattern_is_fnmatch_case_insensitive():
     assert models.list_models("*nat_m*") == ["DiNAT_Mini", "NAT_Mini"]
     assert models.list_models("DINAT_LARGE*") == ["DiNAT_Large", "DiNAT_Large_K11"]
     assert models.list_models("nat_?ase") == ["NAT_Base"]
-    assert models.list_models("swin*") == []
+    assert models.list_models("xcit*") == []
 
 
 @pytest.mark.parametrize("name", sorted(KECAM["models"]))
@@ -124,7 +125,12 @@ def test_constructor_builds_with_kecams_parameters(name):
     the same number of parameters and of weighted Keras layers as kecam's model."""
     model = models.create_model(name, input_shape=(64, 64, 3))
     assert model.count_params() == KECAM["models"][name]["count_params"]
-    weighted = [d for d in declared_layers(model) if d.kind != "Constant"]
+    weighted = [
+        layer  # a block that loads two kecam versions' layouts: the 1.4.3 one (first)
+        for d in declared_layers(model)
+        for layer in (d.layouts[0] if isinstance(d, KerasLayouts) else (d,))
+        if layer.kind != "Constant"
+    ]
     assert len(weighted) == KECAM["models"][name]["weighted_layers"]
     assert model.pretrained_cfg["name"] == KECAM["models"][name]["model_name"]
     assert not model.training

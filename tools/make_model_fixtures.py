@@ -73,6 +73,43 @@ CASE_BUILDERS: dict[str, str] = {}
 # case id -> its probes (kwargs -> kecam layer names) where they are not NAT's `probe_names`
 CASE_PROBES: dict = {}
 
+# --- Swin Transformer v2 (swin_transformer_v2.SwinTransformerV2): two stages of two blocks (the
+# odd block shifts); probes are `stem_ln`, each stage's last `..._output` and `pre_output_ln`.
+SWIN_CASES = {
+    # 44x62: maps 11x15 (window [6, 9], padded to 12x18, shifted by (3, 4)) and 6x8 (merging
+    # pads 15; the window clamped to the map: no shift); pos_scale per stage, an extra LN after
+    # every block; model.save
+    "swin_44x62": ("1.4.3", "model", {
+        "num_blocks": [2, 2], "num_heads": [1, 2], "embed_dim": 8, "window_size": [6, 9],
+        "pos_scale": [8, 3], "extra_norm_period": 1, "input_shape": [44, 62, 3],
+        "num_classes": 10,
+    }),
+}  # fmt: skip
+SWIN_TIMM_CASES = {
+    # the timm layout (_ns models): 40x36, maps 10x9 (window 4, padded to 12x12, shifted by 2)
+    # and 5x5 (merging pads 9); stack norm, layer scale; save_weights
+    "swin_ns_40x36": ("1.4.3", "weights", {
+        "num_blocks": [2, 1], "num_heads": [1, 2], "embed_dim": 8, "window_size": 4,
+        "use_stack_norm": True, "layer_scale": 0.5, "input_shape": [40, 36, 3],
+        "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(SWIN_CASES)
+CASE_BUILDERS.update(dict.fromkeys(SWIN_CASES, "swin_transformer_v2.SwinTransformerV2"))
+CASES.update(SWIN_TIMM_CASES)
+CASE_BUILDERS.update(
+    dict.fromkeys(SWIN_TIMM_CASES, "swin_transformer_v2.swin_transformer_v2_timm.SwinTransformerV2")
+)
+
+
+def swin_probes(kwargs: dict) -> list[str]:
+    names = ["stem_ln"]
+    names += [f"stack{i + 1}_block{n}_output" for i, n in enumerate(kwargs["num_blocks"])]
+    return names + ["pre_output_ln"]
+
+
+CASE_PROBES.update(dict.fromkeys([*SWIN_CASES, *SWIN_TIMM_CASES], swin_probes))
+
 # --- LeViT (levit.LeViT): probes are the stem's last BN and each stack's output (the last is
 # forward_features); a distilled case stores its two outputs stacked ([2, B, classes]).
 _LEVIT = {

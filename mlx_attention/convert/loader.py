@@ -133,8 +133,10 @@ def _to_mx(value: np.ndarray, like: mx.array) -> mx.array:
     as_numpy = {mx.float16: np.float16, mx.float64: np.float64}.get(like.dtype, np.float32)
     # Row-major, whatever the rule's transposes left: MLX keeps a strided view's layout, and a
     # transposed weight rounds its products differently from the same values exported and read
-    # back (the round trip through .safetensors must be bit-identical).
-    array = mx.array(np.ascontiguousarray(value, dtype=as_numpy))
+    # back (the round trip through .safetensors must be bit-identical). A copy, not
+    # ascontiguousarray: numpy calls a transposed [N, 1] kernel contiguous and keeps its
+    # strides (4, 4), which MLX keeps too (swin v2's one-head positional MLP rounded differently).
+    array = mx.array(np.array(value, dtype=as_numpy, order="C", copy=True))
     if array.dtype != like.dtype:
         array = array.astype(like.dtype)
     mx.eval(array)

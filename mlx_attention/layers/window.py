@@ -193,6 +193,9 @@ class ShiftedWindowAttention(KerasModule):
             0.5). Default: ``0``.
         pos_scale: as :class:`WindowMhsaPairWise`.
         name: kecam's ``name=``.
+        attention_block: builds the per-window attention,
+            ``attention_block(dims, window, num_heads=, mask=, name=)`` (the timm layout of
+            kecam's ``_ns`` models); ``None``: :class:`WindowMhsaPairWise` with ``pos_scale``.
 
     Shape:
         ``[B, H, W, C] -> [B, H, W, C]``
@@ -201,6 +204,7 @@ class ShiftedWindowAttention(KerasModule):
     def __init__(
         self, dims: int, window_size, *, input_size: tuple[int, int], num_heads: int = 4,
         shift_size: float = 0, pos_scale=-1, name: str | None = None,
+        attention_block: Callable | None = None,
     ):  # fmt: skip
         super().__init__(name)
         what = "ShiftedWindowAttention"
@@ -230,9 +234,12 @@ class ShiftedWindowAttention(KerasModule):
             grid = ops.window_grid(input_size, window)
             padded = (grid[0] * window[0], grid[1] * window[1])
             mask = ops.shifted_window_mask(padded, window, self.shift)
-        self.attn = WindowMhsaPairWise(
-            dims, window, num_heads=num_heads, mask=mask, pos_scale=pos_scale, name=name
-        )
+        if attention_block is None:
+            self.attn = WindowMhsaPairWise(
+                dims, window, num_heads=num_heads, mask=mask, pos_scale=pos_scale, name=name
+            )
+        else:
+            self.attn = attention_block(dims, window, num_heads=num_heads, mask=mask, name=name)
 
     def __call__(self, x: mx.array) -> mx.array:
         shift = self.shift or 0

@@ -14,7 +14,7 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import davit, levit, nat
+from . import davit, levit, nat, swin_transformer_v2
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
@@ -65,3 +65,9 @@ __all__ = [
     "nat",
     "read_metadata",
 ]
+
+# Swin v2's 13 constructors (kecam's main file and its timm layout), by their kecam names
+globals().update(
+    {name: getattr(swin_transformer_v2, name) for name in swin_transformer_v2.CONSTRUCTORS}
+)
+__all__ += [*swin_transformer_v2.CONSTRUCTORS, "swin_transformer_v2"]

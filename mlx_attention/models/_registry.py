@@ -65,6 +65,9 @@ class ModelSpec:
         kecam_pretrained: kecam's default ``pretrained`` (ours is ``None``).
         arg_defaults: the constructor's explicit arguments whose defaults differ from the
             family's (LeViT256's ``use_distillation=True``).
+        tag_popped: ``kwargs.pop`` defaults that kecam sets for one ``pretrained`` tag
+            (``{tag: {name: default}}``: swin v2's 22k files fine-tuned from window 12 take
+            ``pos_scale=[12, 12, 12, 6]``); recorded in the model's config.
     """
 
     name: str
@@ -74,6 +77,7 @@ class ModelSpec:
     input_shape: tuple[int, int, int] = (224, 224, 3)
     kecam_pretrained: str | None = "imagenet"
     arg_defaults: Mapping[str, Any] = field(default_factory=dict)
+    tag_popped: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,6 +109,8 @@ class ModelEntry:
             given.update(self._check_extra(given.pop("kwargs", {})))
         load = {k: given.pop(k, default) for k, default in LOAD_ARGS}
         pretrained = given.pop("pretrained", None)
+        if self.spec is not None and isinstance(pretrained, str):
+            given = {**self.spec.tag_popped.get(pretrained, {}), **given}
         given = {k: v for k, v in given.items() if k != "kwargs"}  # kecam's NAT(kwargs=None)
         source, given = _pretrained.resolve(self, pretrained, given, strict=load["strict"])
         arguments = {**self._defaults(), **given}
