@@ -110,6 +110,23 @@ def swin_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys([*SWIN_CASES, *SWIN_TIMM_CASES], swin_probes))
 
+# --- DaViT (davit.DaViT): window attention on even blocks, channel attention on odd ones -------
+DAVIT_CASES = {
+    # three stages at 12x15, 6x8 and 3x4 with 2x2 windows (12x15 padded to 12x16; the TF-SAME
+    # downsample pads the odd width right), layer scale on, save_weights
+    "davit_45x59_scaled": ("1.4.3", "weights", {
+        "out_channels": [8, 16, 24], "num_heads": [1, 2, 2], "num_blocks": [2, 1, 1],
+        "input_shape": [45, 59, 3], "layer_scale": 0.5, "mlp_ratio": 2, "num_classes": 10,
+    }),
+    # two stages, window_ratio 16: 3x5 windows on maps of 10x18 and 5x9 (both padded); model.save
+    "davit_40x72": ("1.4.3", "model", {
+        "out_channels": [8, 16], "num_heads": [2, 2], "num_blocks": [1, 1],
+        "input_shape": [40, 72, 3], "window_ratio": 16, "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(DAVIT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(DAVIT_CASES, "davit.DaViT"))
+
 # --- LeViT (levit.LeViT): probes are the stem's last BN and each stack's output (the last is
 # forward_features); a distilled case stores its two outputs stacked ([2, B, classes]).
 _LEVIT = {
@@ -137,6 +154,40 @@ def levit_probes(kwargs: dict) -> list[str]:
 
 
 CASE_PROBES.update(dict.fromkeys(LEVIT_CASES, levit_probes))
+
+# --- EfficientViT-M (efficientvit_m.EfficientViT_M): probes are the stem's last BN, each
+# stage's last block and the transitions' downsample; the last block is forward_features.
+EFFICIENTVIT_M_CASES = {
+    # 40x56: a 3x4 map under the window (direct attention), a stage transition to 2x2, one and
+    # two cascaded heads, the distillation head; save_weights
+    "efficientvit_m_40x56_distill": ("1.4.3", "weights", {
+        "num_blocks": [1, 1], "out_channels": [8, 16], "num_heads": [1, 2], "key_dim": 4,
+        "kernel_sizes": 3, "input_shape": [40, 56, 3], "use_distillation": True,
+        "num_classes": 10,
+    }),
+    # 77x45: a 5x3 map in 3x3 windows (padded to 6x3), two heads with query kernels 5 and 3;
+    # save_weights
+    "efficientvit_m_77x45_w3": ("1.4.3", "weights", {
+        "num_blocks": [1], "out_channels": [16], "num_heads": [2], "key_dim": 4,
+        "kernel_sizes": [5, 3], "window_size": 3, "input_shape": [77, 45, 3],
+        "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(EFFICIENTVIT_M_CASES)
+CASE_BUILDERS.update(
+    dict.fromkeys(EFFICIENTVIT_M_CASES, "efficientvit.efficientvit_m.EfficientViT_M")
+)
+
+
+def efficientvit_m_probes(kwargs: dict) -> list[str]:
+    names = ["stem_4_bn"]
+    for i, n in enumerate(kwargs["num_blocks"]):
+        names += [f"stack{i + 1}_downsample_out_bn"] if i else []
+        names.append(f"stack{i + 1}_block{n}_post_output")
+    return names
+
+
+CASE_PROBES.update(dict.fromkeys(EFFICIENTVIT_M_CASES, efficientvit_m_probes))
 
 
 def kecam_builder(builder: str):

@@ -115,7 +115,7 @@ def kecam_manifest(kecam_name: str) -> dict:
 
     version = make_fixtures.kecam_version()
     make_fixtures.import_kecam(version)
-    module_name, constructor = kecam_name.split(".")
+    module_name, constructor = kecam_name.rsplit(".", 1)  # "efficientvit.efficientvit_m.X"
     module = importlib.import_module(f"keras_cv_attention_models.{module_name}")
     model = getattr(module, constructor)(pretrained=None)
     layers = []

@@ -14,11 +14,19 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import davit, levit, nat, swin_transformer_v2
+from . import davit, efficientvit_m, levit, nat, swin_transformer_v2
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
 from .davit import DaViT_B, DaViT_G, DaViT_H, DaViT_L, DaViT_S, DaViT_T
+from .efficientvit_m import (
+    EfficientViT_M0,
+    EfficientViT_M1,
+    EfficientViT_M2,
+    EfficientViT_M3,
+    EfficientViT_M4,
+    EfficientViT_M5,
+)
 from .levit import LeViT128, LeViT128S, LeViT192, LeViT256, LeViT384
 from .nat import (
     DiNAT_Base,
@@ -46,6 +54,12 @@ __all__ = [
     "DiNAT_Mini",
     "DiNAT_Small",
     "DiNAT_Tiny",
+    "EfficientViT_M0",
+    "EfficientViT_M1",
+    "EfficientViT_M2",
+    "EfficientViT_M3",
+    "EfficientViT_M4",
+    "EfficientViT_M5",
     "ImageClassifier",
     "LeViT128",
     "LeViT128S",
@@ -59,6 +73,7 @@ __all__ = [
     "convert",
     "create_model",
     "davit",
+    "efficientvit_m",
     "get_entry",
     "levit",
     "list_models",
