@@ -110,23 +110,6 @@ def swin_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys([*SWIN_CASES, *SWIN_TIMM_CASES], swin_probes))
 
-# --- DaViT (davit.DaViT): window attention on even blocks, channel attention on odd ones -------
-DAVIT_CASES = {
-    # three stages at 12x15, 6x8 and 3x4 with 2x2 windows (12x15 padded to 12x16; the TF-SAME
-    # downsample pads the odd width right), layer scale on, save_weights
-    "davit_45x59_scaled": ("1.4.3", "weights", {
-        "out_channels": [8, 16, 24], "num_heads": [1, 2, 2], "num_blocks": [2, 1, 1],
-        "input_shape": [45, 59, 3], "layer_scale": 0.5, "mlp_ratio": 2, "num_classes": 10,
-    }),
-    # two stages, window_ratio 16: 3x5 windows on maps of 10x18 and 5x9 (both padded); model.save
-    "davit_40x72": ("1.4.3", "model", {
-        "out_channels": [8, 16], "num_heads": [2, 2], "num_blocks": [1, 1],
-        "input_shape": [40, 72, 3], "window_ratio": 16, "num_classes": 10,
-    }),
-}  # fmt: skip
-CASES.update(DAVIT_CASES)
-CASE_BUILDERS.update(dict.fromkeys(DAVIT_CASES, "davit.DaViT"))
-
 # --- LeViT (levit.LeViT): probes are the stem's last BN and each stack's output (the last is
 # forward_features); a distilled case stores its two outputs stacked ([2, B, classes]).
 _LEVIT = {
@@ -188,6 +171,49 @@ def efficientvit_m_probes(kwargs: dict) -> list[str]:
 
 
 CASE_PROBES.update(dict.fromkeys(EFFICIENTVIT_M_CASES, efficientvit_m_probes))
+
+
+# --- DaViT (davit.DaViT): window attention on even blocks, channel attention on odd ones -------
+DAVIT_CASES = {
+    # three stages at 12x15, 6x8 and 3x4 with 2x2 windows (12x15 padded to 12x16; the TF-SAME
+    # downsample pads the odd width right), layer scale on, save_weights
+    "davit_45x59_scaled": ("1.4.3", "weights", {
+        "out_channels": [8, 16, 24], "num_heads": [1, 2, 2], "num_blocks": [2, 1, 1],
+        "input_shape": [45, 59, 3], "layer_scale": 0.5, "mlp_ratio": 2, "num_classes": 10,
+    }),
+    # two stages, window_ratio 16: 3x5 windows on maps of 10x18 and 5x9 (both padded); model.save
+    "davit_40x72": ("1.4.3", "model", {
+        "out_channels": [8, 16], "num_heads": [2, 2], "num_blocks": [1, 1],
+        "input_shape": [40, 72, 3], "window_ratio": 16, "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(DAVIT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(DAVIT_CASES, "davit.DaViT"))
+
+# --- BEiT (beit.Beit, BEiT's form): probes are `cls_token`, every block's output and `out_ln`
+# (forward_features: the mean of the patch tokens, normalised)
+_BEIT = {"embed_dim": 16, "num_heads": 2, "patch_size": 8, "num_classes": 10}
+BEIT_CASES = {
+    # a 5x7 patch grid (the relative table's non-square index), layer scale 0.5; model.save
+    "beit_40x56": ("1.4.3", "model", {
+        **_BEIT, "depth": 2, "input_shape": [40, 56, 3], "layer_scale": 0.5,
+    }),
+    # 45x59 in 6x6 patches: a 7x9 grid (VALID: the last 3 rows and 5 columns dropped), no
+    # layer scale, mlp_ratio 2; save_weights
+    "beit_45x59_p6": ("1.4.3", "weights", {
+        **_BEIT, "depth": 1, "patch_size": 6, "input_shape": [45, 59, 3], "layer_scale": 0,
+        "mlp_ratio": 2,
+    }),
+}  # fmt: skip
+CASES.update(BEIT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(BEIT_CASES, "beit.Beit"))
+
+
+def beit_probes(kwargs: dict) -> list[str]:
+    return ["cls_token", *(f"block{i}_mlp_output" for i in range(kwargs["depth"])), "out_ln"]
+
+
+CASE_PROBES.update(dict.fromkeys(BEIT_CASES, beit_probes))
 
 
 def kecam_builder(builder: str):

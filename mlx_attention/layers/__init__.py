@@ -1,6 +1,7 @@
 """``nn.Module`` classes, native MLX API, one file per family."""
 
 from .base import KerasLayer, KerasLayouts, KerasModule
+from .beit import BeitAttention, BeitMlp, PatchConv2D
 from .channel_attention import ChannelSelfAttention, CrossCovarianceAttention
 from .common import (
     Activation,
@@ -61,6 +62,8 @@ __all__ = [
     "Activation",
     "AntiAliasDownsample",
     "BatchNormActivation",
+    "BeitAttention",
+    "BeitMlp",
     "BiasLayer",
     "BiasPositionalEmbedding",
     "BotNetAttention",
@@ -97,6 +100,7 @@ __all__ = [
     "OutlookAttention",
     "OutlookAttentionSimple",
     "PairWiseRelativePositionalEmbedding",
+    "PatchConv2D",
     "PositionalEmbedding",
     "PositionalEncodingFourier",
     "PositionalEncodingFourierRot",

@@ -14,10 +14,16 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import davit, efficientvit_m, levit, nat, swin_transformer_v2
+from . import beit, davit, efficientvit_m, levit, nat, swin_transformer_v2
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
+from .beit import (
+    BeitBasePatch16,
+    BeitLargePatch16,
+    BeitV2BasePatch16,
+    BeitV2LargePatch16,
+)
 from .davit import DaViT_B, DaViT_G, DaViT_H, DaViT_L, DaViT_S, DaViT_T
 from .efficientvit_m import (
     EfficientViT_M0,
@@ -42,6 +48,10 @@ from .nat import (
 )
 
 __all__ = [
+    "BeitBasePatch16",
+    "BeitLargePatch16",
+    "BeitV2BasePatch16",
+    "BeitV2LargePatch16",
     "DaViT_B",
     "DaViT_G",
     "DaViT_H",
@@ -70,6 +80,7 @@ __all__ = [
     "NAT_Mini",
     "NAT_Small",
     "NAT_Tiny",
+    "beit",
     "convert",
     "create_model",
     "davit",
