@@ -258,6 +258,7 @@ def predict(args: argparse.Namespace) -> int:
     model = models.create_model(
         name, pretrained=args.weights, dtype=DTYPES[args.dtype], **_model_kwargs(args)
     )
+    model = models._glue.single_output(model)  # a distillation model: kecam's deployed one
     if model.pretrained_cfg.get("labels") != "imagenet":
         raise ValueError(
             f"{name} has {model.pretrained_cfg['num_classes']} classes; predict names "

@@ -90,6 +90,26 @@ def test_positional_tables_of_another_size_load_with_resize():
     assert model(mx.zeros((1, 64, 80, 3))).shape == (1, 10)
 
 
+def test_predict_ranks_the_deployed_model(capsys, tmp_path, monkeypatch):
+    """`mlx-attention predict` on a distillation model ranks kecam's deployed (fused) head."""
+    from test_cli_models import predicted_rows, write_image
+
+    from mlx_attention import cli
+
+    kwargs = {**INDEX[DISTILLED]["kwargs"], "num_classes": 1000}
+    model = models.create_model("levit.LeViT", **kwargs)
+    monkeypatch.setattr(models, "create_model", lambda *args, **kw: model)
+    image = write_image(tmp_path / "a.png", 40, 30)
+    code = cli.main(["predict", str(image), "--model", "LeViT256", "--weights", "x.h5"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    logits = np.array(mx.stack(model(model.preprocess_input(cli._load_image(str(image))))))
+    fused = logits.mean(axis=0)[0]
+    probs = np.exp(fused - fused.max()) / np.exp(fused - fused.max()).sum()
+    printed = predicted_rows(out)[str(image)]
+    assert [p for _, _, p in printed] == pytest.approx(np.sort(probs)[::-1][:5], abs=1e-4)
+
+
 # --- reference: real named models against kecam live -------------------------------------------
 
 

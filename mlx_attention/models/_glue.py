@@ -302,3 +302,12 @@ class ConvBNStem(KerasModule):
         for conv, norm in zip(self.convs, self.norms):
             x = norm(conv(x))
         return x
+
+
+def single_output(model):
+    """The model with one output: kecam's ``switch_to_deploy()`` (the distillation head fused
+    into the head, as kecam deploys LeViT and EfficientViT-M) where the model has two, else the
+    model itself. For ``predict`` and ``evaluate``, which rank one score per class."""
+    if getattr(getattr(model, "head", None), "distill_names", None):
+        return model.switch_to_deploy()
+    return model
