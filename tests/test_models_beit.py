@@ -132,6 +132,22 @@ def test_attention_block_kecam_face():
         block(mx.zeros((2, 37, 16)))
 
 
+def test_convert_round_trip_and_preprocessing(tmp_path):
+    """``models.convert`` writes a .safetensors that rebuilds the same model without arguments
+    and computes the same numbers; kecam's "tf" rescaling."""
+    entry = INDEX["beit_45x59_p6"]
+    out = models.convert(
+        "beit.Beit", FIXTURES / entry["weights"], tmp_path / "m.safetensors",
+        **entry["kwargs"], classifier_activation=None,
+    )  # fmt: skip
+    restored = models.create_model("beit.Beit", pretrained=str(out))
+    x = mx.array(fixture_arrays("beit_45x59_p6")["input"])
+    assert np.array_equal(np.array(restored(x)), np.array(fixture_model("beit_45x59_p6")(x)))
+    assert restored.pretrained_cfg["rescale_mode"] == "tf"
+    image = np.full((*entry["kwargs"]["input_shape"][:2], 3), 128, np.uint8)
+    assert restored.preprocess_input(image).shape == (1, *entry["kwargs"]["input_shape"])
+
+
 # --- reference: the real BeitBasePatch16 and kecam's resizing loader, live --------------------
 
 
