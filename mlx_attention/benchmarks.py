@@ -701,10 +701,13 @@ class ModelRow:
     kwargs: dict = field(default_factory=dict)
 
 
-# The families that carry the fused neighbourhood kernel, at kecam's default 224x224.
+# The families that carry the fused neighbourhood kernel, then one model per other family,
+# at kecam's default 224x224.
 MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("NAT_Mini", "NAT_Mini"),
     ModelRow("DiNAT_Mini", "DiNAT_Mini"),
+    ModelRow("LeViT128S", "LeViT128S"),
+    ModelRow("EfficientViT_M0", "EfficientViT_M0"),
 )
 
 
