@@ -1,11 +1,12 @@
 """Swin Transformer v2 (kecam ``swin_transformer_v2.SwinTransformerV2`` and the timm layout of
 the ``_ns`` models) against kecam's own numbers.
 
-Default run: the committed reduced fixtures (``tests/fixtures/models/swin_*``, made by
+Default run: the committed reduced fixtures (``tests/fixtures/models/swin*``, made by
 ``tools/make_model_fixtures.py``: kecam's builders with every variable re-randomised, the
-post-norm LNs' zero gammas included), kernels off and emulated; the windows and shifts kecam
-fixes at build time; the patch-merging orders; the builders' signatures; the strict error for a
-file of another model. ``reference`` (TensorFlow and kecam 1.4.3): the real
+post-norm LNs' zero gammas included; one file of kecam 1.3.1), kernels off and emulated; the
+windows and shifts kecam fixes at build time; the patch-merging orders; the builders'
+signatures; the strict error for a file of another model; the 22k tag's ``pos_scale``.
+``reference`` (TensorFlow and kecam 1.4.3): the real
 SwinTransformerV2Tiny_window8 at 256 and at 192x160, live.
 """
 
@@ -33,11 +34,12 @@ CASES = sorted(c for c, e in INDEX.items() if e["builder"] in (MAIN, TIMM))
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-def test_fixtures_cover_both_layouts_and_file_formats():
+def test_fixtures_cover_both_layouts_file_formats_and_kecam_versions():
     assert {INDEX[c]["builder"] for c in CASES} == {MAIN, TIMM}
     assert {INDEX[c]["save"] for c in CASES} == {"model", "weights"}
-    total = sum(p.stat().st_size for p in FIXTURES.glob("swin_*"))
-    assert total <= 900 * 2**10, f"Swin v2 fixtures take {total / 2**10:.0f} kB"
+    assert {INDEX[c]["kecam"] for c in CASES} == {"1.3.1", "1.4.3"}
+    total = sum(p.stat().st_size for p in FIXTURES.glob("swin*"))
+    assert total <= 1100 * 2**10, f"Swin v2 fixtures take {total / 2**10:.0f} kB"
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -86,14 +86,23 @@ SWIN_CASES = {
     }),
 }  # fmt: skip
 SWIN_TIMM_CASES = {
-    # the timm layout (_ns models): 40x36, maps 10x9 (window 4, padded to 12x12, shifted by 2)
-    # and 5x5 (merging pads 9); stack norm, layer scale; save_weights
+    # the timm layout (_ns models): 40x36, maps 10x9 (window [4, 3], padded to 12x9, shifted by
+    # (2, 1): a non-square window, where kecam's xy-meshgrid coordinates are transposed) and 5x5
+    # (merging pads 9); stack norm, layer scale; save_weights
     "swin_ns_40x36": ("1.4.3", "weights", {
-        "num_blocks": [2, 1], "num_heads": [1, 2], "embed_dim": 8, "window_size": 4,
+        "num_blocks": [2, 1], "num_heads": [1, 2], "embed_dim": 8, "window_size": [4, 3],
         "use_stack_norm": True, "layer_scale": 0.5, "input_shape": [40, 36, 3],
         "num_classes": 10,
     }),
 }  # fmt: skip
+SWIN_CASES.update({
+    # a kecam 1.3.1 file (ExpLogitScale's `weight`, the positional MLP as meta_dense_1/2): one
+    # stage at 7x11, window 4 padded to 8x12 and shifted by 2; save_weights
+    "swin131_28x44": ("1.3.1", "weights", {
+        "num_blocks": [2], "num_heads": [2], "embed_dim": 8, "window_size": 4,
+        "input_shape": [28, 44, 3], "num_classes": 10,
+    }),
+})  # fmt: skip
 CASES.update(SWIN_CASES)
 CASE_BUILDERS.update(dict.fromkeys(SWIN_CASES, "swin_transformer_v2.SwinTransformerV2"))
 CASES.update(SWIN_TIMM_CASES)

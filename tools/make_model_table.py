@@ -83,7 +83,7 @@ def family_checks() -> dict[str, dict]:
             arrays = {k: data[k] for k in data.files if k == "logits" or k.startswith("probe/")}
             arrays["input"] = data["input"]
         check = checks[family.module]
-        check["builder"] = f"{family.module}.{family.builder_name}"
+        check.setdefault("builders", set()).add(entry["builder"])  # swin v2 has two
         check["cases"].append(case)
         check["sizes"].append(_shape(entry["kwargs"]["input_shape"][:2]))
         check["kecam"].add(entry["kecam"])
@@ -106,8 +106,9 @@ def live_sizes() -> dict[str, list[str]]:
 
 def _family_section(family: str, check: dict) -> str:
     versions = " and ".join(sorted(check["kecam"]))
+    builders = " and ".join(f"`{b}`" for b in sorted(check["builders"]))
     return (
-        f"- **{family}**: {len(check['cases'])} reduced `{check['builder']}` configurations at "
+        f"- **{family}**: {len(check['cases'])} reduced {builders} configurations at "
         f"{', '.join(check['sizes'])} (kecam {versions}; {' and '.join(sorted(check['saves']))} "
         f"files; `tests/test_models.py`), each compared on its logits, `forward_features` and "
         "every stage's output."
