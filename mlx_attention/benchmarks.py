@@ -708,6 +708,7 @@ MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("DiNAT_Mini", "DiNAT_Mini"),
     ModelRow("LeViT128S", "LeViT128S"),
     ModelRow("EfficientViT_M0", "EfficientViT_M0"),
+    ModelRow("SwinTransformerV2Tiny_window8", "SwinTransformerV2Tiny_window8"),  # at 256
 )
 
 
