@@ -336,6 +336,12 @@ def test_table_of_another_size_says_resize_loads_it():
         load_keras_weights(build_module(RESIZE), RESIZE.weights_path)
     report = load_keras_weights(build_module(RESIZE), RESIZE.weights_path, resize=True)
     assert report.resized == ("pe",) and report.ok
+    # a table larger than the module's (saved at 4x4, built at 3x3) is refused unconverted: the
+    # message says the same
+    smaller = attention_layers.RelativePositionalEmbedding(input_shape=(2, 3, 3, 8), name="pe")
+    with pytest.raises(WeightMismatchError, match="more values.*resize=True loads it"):
+        load_keras_weights(smaller, RESIZE.weights_path)
+    assert load_keras_weights(smaller, RESIZE.weights_path, resize=True).resized == ("pe",)
 
 
 @pytest.mark.parametrize(

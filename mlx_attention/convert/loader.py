@@ -36,6 +36,9 @@ _RESIZE_SOURCE_LIMIT = 64
 _HINTS = 20
 
 
+RESIZE_HINT = "a table of another input size: resize=True loads it"
+
+
 class WeightMismatchError(ValueError):
     """The file's weights do not fit the module; the message lists every problem.
 
@@ -239,9 +242,10 @@ class _Loader:
                 for key, w in zip(covered, wanted)
                 if w is not None
             )
-            return self.shape_mismatch(
-                layer, stored, f"more values than the module's parameters {{{module_shapes}}}"
-            )
+            why = f"more values than the module's parameters {{{module_shapes}}}"
+            if layer.resize is not None and self.resize is False:
+                why += f"; {RESIZE_HINT}"
+            return self.shape_mismatch(layer, stored, why)
         arrays = plan.arrays
         if arrays is None:
             arrays = [_placeholder(w.shape) for w in stored.weights]
@@ -265,9 +269,8 @@ class _Loader:
         if not reasons:
             return self.plans.append(plan)
         if layer.resize is not None and self.resize is False:
-            hint = "a table of another input size: resize=True loads it"
-            reasons.append(hint)
-            messages.append(hint)
+            reasons.append(RESIZE_HINT)
+            messages.append(RESIZE_HINT)
         self.mismatch(layer, stored, "; ".join(reasons), "; ".join(messages))
 
     def shape_mismatch(self, layer: KerasLayer, stored: LayerInfo, why: str) -> None:
