@@ -147,6 +147,56 @@ def levit_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys(LEVIT_CASES, levit_probes))
 
+# --- AotNet template (aotnet.AotNet: BoTNet, HaloNet, CotNet, ResNeSt): a few blocks each, odd
+# sizes; probes are the stem's output, each stack's last block and, with output_num_features,
+# the features_ BN (forward_features).
+AOTNET_CASES = {
+    # BotNextECA-like: tiered stem, swish, zero-padded stem max pool (15x23 -> 8x12), ECA and a
+    # grouped conv (group_size), SE, a strided bot block (AvgPool2D after it: 4x6 -> 2x3);
+    # model.save
+    "aotnet_bot_29x45": ("1.4.3", "model", {
+        "num_blocks": [1, 1, 1], "out_channels": [16, 24, 32], "strides": [1, 2, 2],
+        "stem_width": 16, "stem_type": "tiered", "activation": "swish", "use_eca": True,
+        "group_size": [0, 4, 0], "se_ratio": [0.25, 0, 0], "attn_types": [None, None, "bot"],
+        "attn_params": {"num_heads": 2, "out_weight": False}, "input_shape": [29, 45, 3],
+        "num_classes": 10,
+    }),
+    # HaloRegNetZB-like: 3x3 stem without pool (16x19), the halo block strided after a gap_pad
+    # that pads a whole block on the axis that divides (16x19 -> 20x20), float key_dim, per
+    # block hidden ratios, no output activation, a features_ head; save_weights
+    "aotnet_halo_31x37": ("1.4.3", "weights", {
+        "num_blocks": [1, 1], "out_channels": [16, 24], "strides": [1, 2], "stem_width": 8,
+        "stem_type": "kernel_3x3", "stem_downsample": False, "activation": "swish",
+        "hidden_channel_ratio": [[1.5], 1 / 3], "use_block_output_activation": False,
+        "attn_types": [None, "halo"], "se_ratio": 0.25,
+        "attn_params": {"block_size": 4, "halo_size": 1, "num_heads": 2, "key_dim": 0.5,
+                        "out_weight": False, "activation": "relu"},
+        "output_num_features": 20, "input_shape": [31, 37, 3], "num_classes": 10,
+    }),
+    # CotNetSE / ResNeSt-like: deep stem, no BN after the attention, avg shortcuts (TF SAME on
+    # odd maps), sa (downsample first, 1 group), cot, then sa with 2 groups pooled after;
+    # model.save
+    "aotnet_cot_sa_29x37": ("1.4.3", "model", {
+        "num_blocks": [1, 1, 1], "out_channels": [16, 32, 32], "strides": [2, 2, 2],
+        "stem_width": 16, "stem_type": "deep", "stem_downsample": False,
+        "bn_after_attn": False, "shortcut_type": "avg", "attn_types": ["sa", "cot", "sa"],
+        "attn_params": [{"downsample_first": True, "groups": 1, "activation": "swish"}, {}, {}],
+        "input_shape": [29, 37, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(AOTNET_CASES)
+CASE_BUILDERS.update(dict.fromkeys(AOTNET_CASES, "aotnet.AotNet"))
+
+
+def aotnet_probes(kwargs: dict) -> list[str]:
+    act = kwargs.get("activation", "relu")
+    names = ["stem_pool" if kwargs.get("stem_downsample", True) else f"stem_{act}"]
+    names += [f"stack{i + 1}_block{n}_output" for i, n in enumerate(kwargs["num_blocks"])]
+    return names + ([f"features_{act}"] if kwargs.get("output_num_features", 0) > 0 else [])
+
+
+CASE_PROBES.update(dict.fromkeys(AOTNET_CASES, aotnet_probes))
+
 # --- EfficientViT-M (efficientvit_m.EfficientViT_M): probes are the stem's last BN, each
 # stage's last block and the transitions' downsample; the last block is forward_features.
 EFFICIENTVIT_M_CASES = {

@@ -14,7 +14,7 @@ arguments and defaults except ``pretrained=None``. Family builders are reachable
 module (``models.nat.NAT(...)``) for reduced configurations and are not listed.
 """
 
-from . import beit, davit, efficientvit_m, levit, nat, swin_transformer_v2
+from . import aotnet, beit, davit, efficientvit_m, levit, nat, swin_transformer_v2
 from ._base import ImageClassifier
 from ._pretrained import convert, read_metadata
 from ._registry import create_model, get_entry, list_models
@@ -97,3 +97,7 @@ globals().update(
     {name: getattr(swin_transformer_v2, name) for name in swin_transformer_v2.CONSTRUCTORS}
 )
 __all__ += [*swin_transformer_v2.CONSTRUCTORS, "swin_transformer_v2"]
+
+# the AotNet template's 29 constructors (BoTNet, HaloNet, CotNet, ResNeSt), by their kecam names
+globals().update({name: getattr(aotnet, name) for name in aotnet.CONSTRUCTORS})
+__all__ += [*aotnet.CONSTRUCTORS, "aotnet"]

@@ -219,11 +219,16 @@ def register_family(
     _ENTRIES[builder_entry.name] = builder_entry
     constructors = {}
     for spec in specs:
+        # `pretrained` follows the explicit arguments unless they place it (kecam's BotNet50
+        # and ResNest50 take `strides` / `groups` after it)
+        args = constructor_args
+        if all(k != "pretrained" for k, _ in args):
+            args = (*args, ("pretrained", None))
         params = [
             _parameter(k, spec.input_shape if k == "input_shape" else spec.arg_defaults.get(k, v))
-            for k, v in constructor_args
+            for k, v in args
         ]
-        params += [_parameter("pretrained", None), *load]
+        params += load
         params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
         entry = ModelEntry(spec.name, family, spec, inspect.Signature(params))
         for key in (spec.name, spec.model_name):

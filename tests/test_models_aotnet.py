@@ -1,0 +1,191 @@
+"""The AotNet template and its families (BoTNet, HaloNet, CotNet, ResNeSt).
+
+Default run: the committed reduced fixtures (``aotnet_*``, kecam's ``aotnet.AotNet``) are
+compared by ``tests/test_models.py`` with kernels off and emulated; here: the strict error for
+a file of another configuration, the relative-embedding resize (``resize=True``), the halo
+``gap_pad`` and the stem's zero padding, and the constructors' arguments as kecam's.
+``reference``: real named models (BotNet26T at 256 and at another size, HaloNet26T, CotNet50,
+ResNest50) built, re-randomised and saved by kecam 1.4.3, and kecam's own resize on load.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from helpers import assert_matches, max_error
+
+from mlx_attention import models
+from mlx_attention.convert import WeightMismatchError
+from mlx_attention.models import aotnet
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+INDEX = json.loads((FIXTURES / "index.json").read_text())
+AOT_CASES = sorted(c for c in INDEX if c.startswith("aotnet_"))
+
+
+def _fixture(case: str, **overrides):
+    entry = INDEX[case]
+    kwargs = {**entry["kwargs"], **overrides}
+    return entry, kwargs, str(FIXTURES / entry["weights"])
+
+
+def test_the_fixtures_cover_every_attention_type_and_shortcut():
+    kinds = set()
+    for case in AOT_CASES:
+        kw = INDEX[case]["kwargs"]
+        types = kw.get("attn_types")
+        kinds |= set(types if isinstance(types, list) else [types])
+        kinds.add(("shortcut", kw.get("shortcut_type", "conv")))
+        kinds.add(("stem", kw.get("stem_type")))
+    assert {None, "bot", "halo", "sa", "cot", ("shortcut", "avg"), ("shortcut", "conv")} <= kinds
+    assert {("stem", "tiered"), ("stem", "deep"), ("stem", "kernel_3x3")} <= kinds
+
+
+def test_a_file_of_another_configuration_raises_naming_the_layers():
+    entry, kwargs, path = _fixture("aotnet_bot_29x45")
+    with pytest.raises(WeightMismatchError, match="stack3_block2_"):
+        models.create_model(entry["builder"], **{**kwargs, "num_blocks": [1, 1, 2]},
+                            pretrained=path)  # fmt: skip
+    with pytest.raises(WeightMismatchError, match="eca_conv1d"):
+        models.create_model(entry["builder"], **{**kwargs, "use_eca": False}, pretrained=path)
+
+
+def test_relative_embeddings_resize_on_load():
+    """The bot block's tables depend on the map (4x6 at 29x45): another input size (6x8 at
+    48x64) loads only with ``resize=True`` (kecam's mismatch_class), and then runs."""
+    entry, kwargs, path = _fixture("aotnet_bot_29x45", input_shape=[48, 64, 3])
+    with pytest.raises(WeightMismatchError, match="resize=True"):
+        models.create_model(entry["builder"], **kwargs, pretrained=path)
+    model = models.create_model(entry["builder"], **kwargs, pretrained=path, resize=True)
+    assert model(mx.zeros((1, 48, 64, 3))).shape == (1, 10)
+
+
+def test_halo_gap_pad_pads_a_whole_block_on_the_axis_that_divides():
+    """kecam's ``gap_pad`` computes ``block - size % block`` on both axes once one does not
+    divide: 16x19 with blocks of 4 is padded to 20x20 (2 + 2 rows, 0 + 1 columns)."""
+    entry, kwargs, _ = _fixture("aotnet_halo_31x37")
+    model = models.create_model(entry["builder"], **kwargs)
+    block = model.layers[2]  # stem, stack1, stack2's halo block
+    assert block.gap_pad is not None and block.gap_pad.padding == ((2, 2), (0, 1))
+
+
+def test_stem_pool_pads_with_zeros():
+    """After a swish the stem's map is negative near zero: kecam pads with zeros before its
+    VALID max pool, so a constant negative map pools to 0 at the border."""
+    stem = aotnet.AotStem(
+        (8, 8, 3), 8, "kernel_3x3", activation="swish", bn_params={"epsilon": 1e-5}
+    )
+    pool = stem.parts[-1]
+    out = pool(stem.parts[-2](-mx.ones((1, 4, 4, 8))))
+    assert float(out.max()) == 0.0
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("BotNet50", {"strides": 1}),
+        ("ResNest50", {"groups": 2}),
+        ("HaloNetH0", {}),
+        ("CotNetSE152D", {}),
+    ],
+)
+def test_constructor_arguments(name, args):
+    import inspect
+
+    params = inspect.signature(getattr(models, name)).parameters
+    for key, default in args.items():
+        assert params[key].default == default
+    assert params["pretrained"].default is None
+
+
+def test_constructors_refuse_their_own_settings():
+    with pytest.raises(TypeError, match="multiple values for keyword argument 'attn_types'"):
+        models.BotNet26T(attn_types="bot")
+
+
+# --- reference: real named models against kecam, live ------------------------------------------
+
+TOOLS = ROOT / "tools"
+
+
+@pytest.fixture(scope="module")
+def kecam_tool(kecam_live):
+    tf, _, _ = kecam_live
+    sys.path.insert(0, str(TOOLS))
+    import make_model_fixtures as tool
+
+    return tf, tool
+
+
+def kecam_file(kecam_tool, folder: Path, name: str, shape, save="model", pretrained=None):
+    """A re-randomised kecam model saved to ``folder``; returns (path, inputs, outputs)."""
+    tf, tool = kecam_tool
+    entry = models.get_entry(name)
+    fn = tool.kecam_builder(f"{entry.family.module}.{name}")
+    rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
+    tf.keras.utils.set_random_seed(zlib.crc32(name.encode()))
+    model = fn(input_shape=shape, pretrained=pretrained, classifier_activation=None)
+    if pretrained is None:
+        tool.randomize(model, rng)
+    path = folder / f"{model.name}_{'x'.join(map(str, shape))}.h5"
+    (model.save if save == "model" else model.save_weights)(str(path))
+    x = tool.make_inputs(shape, rng)[:2]
+    probes = [layer.name for layer in model.layers if layer.name.endswith("_output")]
+    probes = [p for p in probes if p.split("_")[1] == "block1" or p == probes[-1]]
+    runner = tf.keras.Model(
+        model.inputs, [model.output] + [model.get_layer(n).output for n in probes]
+    )
+    outputs = [np.asarray(v) for v in runner(x, training=False)]
+    tf.keras.backend.clear_session()
+    return path, x, dict(zip(["logits", *probes], outputs))
+
+
+REAL = [
+    ("BotNet26T", (256, 256, 3), "model"),
+    ("BotNet26T", (160, 224, 3), "weights"),
+    ("HaloNet26T", (256, 256, 3), "model"),
+    ("CotNet50", (224, 224, 3), "weights"),
+    ("ResNest50", (224, 224, 3), "model"),
+]
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+@pytest.mark.parametrize("name, shape, save", REAL, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in REAL])
+def test_real_model_matches_kecam(kecam_tool, tmp_path, name, shape, save):
+    path, x, kecam = kecam_file(kecam_tool, tmp_path, name, shape, save)
+    model = models.create_model(name, pretrained=str(path), input_shape=shape,
+                                classifier_activation=None)  # fmt: skip
+    x = mx.array(x)
+    ours = model.forward_intermediates(x)
+    last = model.output_names[-1]
+    logits = model.forward_head(ours[last])
+    errors = {"logits": max_error(logits, kecam["logits"])}
+    errors.update({k: max_error(ours[k], v) for k, v in kecam.items() if k != "logits"})
+    print(f"\n{name} {shape}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
+    assert_matches(logits, kecam["logits"])
+    for key, value in kecam.items():
+        if key != "logits":
+            assert_matches(ours[key], value)
+    assert_matches(model.forward_features(x), kecam[last])
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+def test_resize_on_load_matches_kecams(kecam_tool, tmp_path):
+    """A BotNet26T file of 128x128 into a 160x192 model: kecam's reload resizes the relative
+    embeddings (RelativePositionalEmbedding.load_resized_weights, bilinear); ours with
+    ``resize=True`` gives the same outputs."""
+    source, _, _ = kecam_file(kecam_tool, tmp_path, "BotNet26T", (128, 128, 3))
+    shape = (160, 192, 3)
+    _, x, kecam = kecam_file(kecam_tool, tmp_path, "BotNet26T", shape, pretrained=str(source))
+    model = models.BotNet26T(input_shape=shape, pretrained=str(source), resize=True,
+                             classifier_activation=None)  # fmt: skip
+    assert_matches(model(mx.array(x)), kecam["logits"])
