@@ -7,7 +7,7 @@ post-norm LNs' zero gammas included; one file of kecam 1.3.1), kernels off and e
 windows and shifts kecam fixes at build time; the patch-merging orders; the builders'
 signatures; the strict error for a file of another model; the 22k tag's ``pos_scale``.
 ``reference`` (TensorFlow and kecam 1.4.3): the real
-SwinTransformerV2Tiny_window8 at 256 and at 192x160, live.
+SwinTransformerV2Tiny_window8 at 256 and at 192x160, and SwinTransformerV2Tiny_ns at 224, live.
 """
 
 from __future__ import annotations
@@ -155,9 +155,13 @@ def test_other_input_sizes_load_the_same_file():
     assert model(mx.zeros((1, 64, 64, 3))).shape == (1, 10)
 
 
-# --- reference: the real SwinTransformerV2Tiny_window8, live ----------------------------------
+# --- reference: the real SwinTransformerV2Tiny_window8 (and Tiny_ns), live ---------------------
 
-LIVE = [((256, 256, 3), "model"), ((192, 160, 3), "weights")]
+LIVE = [
+    ("SwinTransformerV2Tiny_window8", (256, 256, 3), "model"),
+    ("SwinTransformerV2Tiny_window8", (192, 160, 3), "weights"),
+    ("SwinTransformerV2Tiny_ns", (224, 224, 3), "model"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +176,9 @@ def kecam_swin(kecam_live):
 
 @pytest.mark.reference
 @pytest.mark.slow
-@pytest.mark.parametrize("shape, save", LIVE, ids=[f"{s[0]}x{s[1]}" for s, _ in LIVE])
-def test_real_swin_v2_tiny_window8_matches_kecam(kecam_swin, tmp_path, shape, save):
+@pytest.mark.parametrize("name, shape, save", LIVE, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in LIVE])
+def test_real_swin_v2_tiny_matches_kecam(kecam_swin, tmp_path, name, shape, save):
     tf, kecam_swin_v2, tool = kecam_swin
-    name = "SwinTransformerV2Tiny_window8"
     rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
     kecam = getattr(kecam_swin_v2, name)(
         input_shape=shape, pretrained=None, classifier_activation=None
