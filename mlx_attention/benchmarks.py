@@ -709,6 +709,7 @@ MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("LeViT128S", "LeViT128S"),
     ModelRow("EfficientViT_M0", "EfficientViT_M0"),
     ModelRow("SwinTransformerV2Tiny_window8", "SwinTransformerV2Tiny_window8"),  # at 256
+    ModelRow("BotNet26T", "BotNet26T"),  # the AotNet template, at 256
 )
 
 
