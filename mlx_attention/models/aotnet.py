@@ -663,6 +663,8 @@ _ARGS = (
 
 AotNet, _ = register_family(_family("aotnet", "AotNet"), (), _ARGS)
 _constructors: dict = {}
+# {kecam module: {constructor name: function}}, re-exported by models.botnet, .halonet, ...
+FAMILY_CONSTRUCTORS: dict[str, dict] = {}
 for _fam, _specs, _extra in (
     (_family("botnet"), BOTNET_T, ()),
     (_family("botnet", "BotNet"), BOTNET, (("pretrained", None), ("strides", 1))),
@@ -670,12 +672,14 @@ for _fam, _specs, _extra in (
     (_family("cotnet"), COTNET, ()),
     (_family("resnest"), RESNEST, (("pretrained", None), ("groups", 2))),
 ):
-    _constructors.update(register_family(_fam, _specs, _ARGS + _extra)[1])
+    _made = register_family(_fam, _specs, _ARGS + _extra)[1]
+    FAMILY_CONSTRUCTORS.setdefault(_fam.module, {}).update(_made)
+    _constructors.update(_made)
 globals().update(_constructors)
 MODELS = (*BOTNET_T, *BOTNET, *HALONET, *COTNET, *RESNEST)
 CONSTRUCTORS = tuple(sorted(_constructors))
 
 __all__ = [
-    "CONSTRUCTORS", "MODELS", "AotBlock", "AotNet", "AotNetModel", "AotStem", "Pool2d",
-    *CONSTRUCTORS,
+    "CONSTRUCTORS", "FAMILY_CONSTRUCTORS", "MODELS", "AotBlock", "AotNet", "AotNetModel",
+    "AotStem", "Pool2d", *CONSTRUCTORS,
 ]  # fmt: skip

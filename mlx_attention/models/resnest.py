@@ -1,0 +1,7 @@
+"""ResNeSt (kecam ``resnest``): constructors of the AotNet template, declared as data in
+:mod:`mlx_attention.models.aotnet`; this module is where their ``__module__`` points."""
+
+from .aotnet import FAMILY_CONSTRUCTORS
+
+globals().update(FAMILY_CONSTRUCTORS["resnest"])
+__all__ = sorted(FAMILY_CONSTRUCTORS["resnest"])
