@@ -8,6 +8,7 @@ arguments. Fixtures live in ``tests/fixtures/<family>/<id>.h5`` (weights) and ``
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -334,3 +335,14 @@ def cases(family: str | None = None, version: str | None = None) -> list[Case]:
         for c in CASES
         if (family is None or c.family == family) and (version is None or c.version == version)
     ]
+
+
+def signature_rows(fn) -> list[list]:
+    """``[name, kind, repr(default) or None]`` per parameter: how kecam's signatures are recorded
+    (tools/, in the fixtures' kecam_signatures.json and kecam_models.json) and compared
+    with ours (tests); here, beside the case table, because the tools import it without pytest."""
+    rows = []
+    for p in inspect.signature(fn).parameters.values():
+        default = None if p.default is inspect.Parameter.empty else repr(p.default)
+        rows.append([p.name, p.kind.name, default])
+    return rows

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -38,16 +36,6 @@ def assert_matches(ours, theirs, dtype=mx.float32) -> None:
     )
     err = max_error(ours, theirs)
     assert err <= bound, f"max error {err:.3g} > {bound:.3g}"
-
-
-def signature_rows(fn) -> list[list]:
-    """``[name, kind, repr(default) or None]`` per parameter: how kecam's signatures are recorded
-    (tools/) and compared with ours (tests)."""
-    rows = []
-    for p in inspect.signature(fn).parameters.values():
-        default = None if p.default is inspect.Parameter.empty else repr(p.default)
-        rows.append([p.name, p.kind.name, default])
-    return rows
 
 
 # --- skips: why a test did not run, and what to install ------------------------------------------

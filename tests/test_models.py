@@ -17,7 +17,8 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches, requires_gpu, signature_rows
+from cases import signature_rows
+from helpers import assert_matches, requires_gpu
 from mlx.utils import tree_flatten
 
 import mlx_attention

@@ -19,7 +19,8 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches, max_error, signature_rows
+from cases import signature_rows
+from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
 from mlx_attention import models

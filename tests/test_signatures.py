@@ -12,8 +12,7 @@ import inspect
 import json
 
 import pytest
-from cases import FIXTURES
-from helpers import signature_rows
+from cases import FIXTURES, signature_rows
 
 from mlx_attention import attention_layers
 

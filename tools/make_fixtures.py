@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
-from cases import FIXTURES, Case, cases  # noqa: E402
-from helpers import signature_rows  # noqa: E402
+from cases import FIXTURES, Case, cases, signature_rows  # noqa: E402
 
 SIGNATURES = FIXTURES / "kecam_signatures.json"
 

@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import make_fixtures  # noqa: E402  (this folder: kecam's version and import, the test helpers)
 import numpy as np  # noqa: E402
-from helpers import signature_rows  # noqa: E402
+from cases import signature_rows  # noqa: E402
 from make_fixtures import kecam_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
