@@ -105,6 +105,13 @@ def test_constructor_arguments(name, args):
     assert params["pretrained"].default is None
 
 
+def test_branches_of_different_shapes_are_refused():
+    # a 3x3 deep branch keeps its hidden width: kecam's Add cannot build 16 + 4 channels
+    with pytest.raises(ValueError, match=r"stack1_block1_add: the shortcut gives \(8, 8, 16\)"):
+        aotnet.AotNet(num_blocks=[1], out_channels=[16], strides=[1], use_3x3_kernel=True,
+                      input_shape=(32, 32, 3))  # fmt: skip
+
+
 def test_constructors_refuse_their_own_settings():
     with pytest.raises(TypeError, match="multiple values for keyword argument 'attn_types'"):
         models.BotNet26T(attn_types="bot")
@@ -189,3 +196,50 @@ def test_resize_on_load_matches_kecams(kecam_tool, tmp_path):
     model = models.BotNet26T(input_shape=shape, pretrained=str(source), resize=True,
                              classifier_activation=None)  # fmt: skip
     assert_matches(model(mx.array(x)), kecam["logits"])
+
+
+# The template's options none of the registered constructors uses, live against kecam's own
+# aotnet.AotNet: preact (ResNetV2: post_ BN, strides on the last block), the quad and deep2
+# stems, the anti-alias shortcut, 3x3 deep convs, a 7x7 stem with its pool on odd sizes.
+TEMPLATE = {
+    "preact_quad_anti_alias": {
+        "num_blocks": [2, 1], "out_channels": [16, 24], "strides": [2, 2], "stem_width": 16,
+        "stem_type": "quad", "quad_stem_act": True, "preact": True, "strides_first": False,
+        "shortcut_type": "anti_alias", "input_shape": (33, 41, 3),
+    },
+    "deep2_3x3_kernel": {
+        "num_blocks": [1, 1], "out_channels": [16, 16], "strides": [1, 2], "stem_width": 8,
+        "stem_type": "deep2", "use_3x3_kernel": True, "stem_last_strides": 2,
+        "hidden_channel_ratio": 1,
+        "activation": "swish", "input_shape": (37, 29, 3),
+    },
+    "resnet_7x7_odd": {
+        "num_blocks": [1, 1], "out_channels": [16, 32], "stem_width": 8, "dropout": 0.1,
+        "output_num_features": 12, "input_shape": (35, 45, 3),
+    },
+}  # fmt: skip
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("case", sorted(TEMPLATE))
+def test_template_options_match_kecam(kecam_tool, tmp_path, case):
+    tf, tool = kecam_tool
+    kwargs = {**TEMPLATE[case], "num_classes": 10}
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    tf.keras.utils.set_random_seed(zlib.crc32(case.encode()))
+    kecam = tool.kecam_builder("aotnet.AotNet")(
+        **kwargs, classifier_activation=None, pretrained=None
+    )
+    tool.randomize(kecam, rng)
+    path = tmp_path / f"{case}.h5"
+    kecam.save_weights(str(path))
+    x = tool.make_inputs(kwargs["input_shape"], rng)
+    features = tf.keras.Model(kecam.inputs, kecam.get_layer("avg_pool").input)
+    expected = np.asarray(kecam(x, training=False)), np.asarray(features(x, training=False))
+    tf.keras.backend.clear_session()
+    model = models.create_model(
+        "aotnet.AotNet", **kwargs, pretrained=str(path), classifier_activation=None
+    )
+    print(f"\n{case}: logits {max_error(model(mx.array(x)), expected[0]):.2g}")
+    assert_matches(model(mx.array(x)), expected[0])
+    assert_matches(model.forward_features(mx.array(x)), expected[1])

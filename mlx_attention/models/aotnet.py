@@ -258,6 +258,12 @@ class AotBlock(KerasModule):
             if not preact and use_block_output_activation
             else None
         )
+        if self.has_shortcut and short.shape != deep.shape:  # kecam's Add refuses to build
+            raise ValueError(
+                f"{self.sub('add')}: the shortcut gives {short.shape} and the deep branch "
+                f"{deep.shape} (filters={filters}, hidden_channel_ratio={hidden_channel_ratio}, "
+                f"strides={strides}, use_3x3_kernel={use_3x3_kernel})"
+            )
         self.output_shape = deep.shape
 
     @property
