@@ -69,8 +69,8 @@ def test_relative_embeddings_resize_on_load():
 
 def test_halo_gap_pad_pads_a_whole_block_on_the_axis_that_divides():
     """kecam's ``gap_pad`` computes ``block - size % block`` on both axes once one does not
-    divide: 16x19 with blocks of 4 is padded to 20x20 (2 + 2 rows, 0 + 1 columns)."""
-    entry, kwargs, _ = _fixture("aotnet_halo_31x37")
+    divide: 8x11 with blocks of 4 is padded to 12x12 (2 + 2 rows, 0 + 1 columns)."""
+    entry, kwargs, _ = _fixture("aotnet_halo_15x21")
     model = models.create_model(entry["builder"], **kwargs)
     block = model.layers[2]  # stem, stack1, stack2's halo block
     assert block.gap_pad is not None and block.gap_pad.padding == ((2, 2), (0, 1))

@@ -161,22 +161,22 @@ AOTNET_CASES = {
         "attn_params": {"num_heads": 2, "out_weight": False}, "input_shape": [29, 45, 3],
         "num_classes": 10,
     }),
-    # HaloRegNetZB-like: 3x3 stem without pool (16x19), the halo block strided after a gap_pad
-    # that pads a whole block on the axis that divides (16x19 -> 20x20), float key_dim, per
+    # HaloRegNetZB-like: 3x3 stem without pool (8x11), the halo block strided after a gap_pad
+    # that pads a whole block on the axis that divides (8x11 -> 12x12), float key_dim, per
     # block hidden ratios, no output activation, a features_ head; save_weights
-    "aotnet_halo_31x37": ("1.4.3", "weights", {
+    "aotnet_halo_15x21": ("1.4.3", "weights", {
         "num_blocks": [1, 1], "out_channels": [16, 24], "strides": [1, 2], "stem_width": 8,
         "stem_type": "kernel_3x3", "stem_downsample": False, "activation": "swish",
         "hidden_channel_ratio": [[1.5], 1 / 3], "use_block_output_activation": False,
         "attn_types": [None, "halo"], "se_ratio": 0.25,
         "attn_params": {"block_size": 4, "halo_size": 1, "num_heads": 2, "key_dim": 0.5,
                         "out_weight": False, "activation": "relu"},
-        "output_num_features": 20, "input_shape": [31, 37, 3], "num_classes": 10,
+        "output_num_features": 20, "input_shape": [15, 21, 3], "num_classes": 10,
     }),
     # CotNetSE / ResNeSt-like: deep stem, no BN after the attention, avg shortcuts (TF SAME on
     # odd maps), sa (downsample first, 1 group), cot, then sa with 2 groups pooled after;
-    # model.save
-    "aotnet_cot_sa_29x37": ("1.4.3", "model", {
+    # save_weights
+    "aotnet_cot_sa_29x37": ("1.4.3", "weights", {
         "num_blocks": [1, 1, 1], "out_channels": [16, 32, 32], "strides": [2, 2, 2],
         "stem_width": 16, "stem_type": "deep", "stem_downsample": False,
         "bn_after_attn": False, "shortcut_type": "avg", "attn_types": ["sa", "cot", "sa"],
