@@ -176,11 +176,14 @@ def _compare(ours, kecam_model, tf, x, probes):
     return max_error(logits, theirs["logits"]), max_error(intermediates["out_ln"], theirs["out_ln"])
 
 
+LIVE_MODELS = [("BeitBasePatch16", (224, 224, 3))]  # docs/models.md's "live at"
+
+
 @pytest.mark.reference
 @pytest.mark.slow
 def test_real_beit_base_matches_kecam(kecam_beit, tmp_path):
     tf, beit, tool = kecam_beit
-    shape = (224, 224, 3)
+    ((_, shape),) = LIVE_MODELS
     rng = np.random.default_rng(zlib.crc32(b"BeitBasePatch16"))
     kecam = beit.BeitBasePatch16(input_shape=shape, pretrained=None, classifier_activation=None)
     tool.randomize(kecam, rng)

@@ -134,6 +134,7 @@ def test_convert_round_trip_and_preprocessing(tmp_path):
 # --- reference: the real DaViT_T, live -------------------------------------------------------
 
 LIVE = [((224, 224, 3), "model"), ((97, 131, 3), "weights")]
+LIVE_MODELS = [("DaViT_T", shape) for shape, _ in LIVE]  # docs/models.md's "live at"
 
 
 @pytest.fixture(scope="module")

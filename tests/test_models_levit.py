@@ -149,6 +149,10 @@ def compare(ours_model, x, heads, probes, label):
     assert_matches(ours_model.forward_features(x), probes["stack3_output"])
 
 
+# docs/models.md's "live at"; the two tests below, in this order
+LIVE_MODELS = [("LeViT128S", (224, 224, 3)), ("LeViT128S", (192, 256, 3))]
+
+
 @pytest.mark.reference
 @pytest.mark.slow
 def test_levit128s_at_224_matches_kecam(kecam_levit, tmp_path):
@@ -159,7 +163,7 @@ def test_levit128s_at_224_matches_kecam(kecam_levit, tmp_path):
     tool.randomize(kecam, rng)
     path = tmp_path / "levit128s.h5"
     kecam.save(str(path))
-    x = tool.make_inputs((224, 224, 3), rng)
+    x = tool.make_inputs(LIVE_MODELS[0][1], rng)
     heads, probes = kecam_outputs(kecam_levit, kecam, x)
     tf.keras.backend.clear_session()
     ours = models.create_model("LeViT128S", pretrained=str(path), use_distillation=True)
@@ -178,11 +182,12 @@ def test_levit128s_at_another_size_resizes_as_kecam(kecam_levit, tmp_path):
     path = tmp_path / "levit128s_224.h5"
     source.save_weights(str(path))
     tf.keras.backend.clear_session()
-    kecam = levit.LeViT128S(input_shape=(192, 256, 3), pretrained=str(path))
-    x = tool.make_inputs((192, 256, 3), rng)
+    shape = LIVE_MODELS[1][1]
+    kecam = levit.LeViT128S(input_shape=shape, pretrained=str(path))
+    x = tool.make_inputs(shape, rng)
     heads, probes = kecam_outputs(kecam_levit, kecam, x)
     tf.keras.backend.clear_session()
-    ours = models.LeViT128S(input_shape=(192, 256, 3), pretrained=str(path), resize=True)
+    ours = models.LeViT128S(input_shape=shape, pretrained=str(path), resize=True)
     tables = [d.name for d in declared_layers(ours) if d.name.endswith("attn_pos")]
     assert sorted(ours.load_report.resized) == sorted(tables) and len(tables) == 11
     compare(ours, x, heads, probes, "LeViT128S 192x256 from 224")

@@ -14,6 +14,7 @@ DESIGN.md's bound; "differs" when one does not; "unchecked" without fixtures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections import defaultdict
@@ -44,8 +45,8 @@ kecam 1.4.3's models that run here, generated from the registry by `{COMMAND}`
   within `1e-4 x max(1, max|kecam|)` (DESIGN.md's bound), measured when this file was generated;
   the fixtures are kecam-made reduced configurations of the family builder with every weight
   re-randomised (kecam's initial weights switch residual branches off). "live" names the sizes
-  at which the real model is compared too, by `tests/test_models_reference.py` (a `reference`
-  test: it runs where TensorFlow and kecam are installed).
+  at which the real model is compared too, by the `reference` tests of `tests/test_models*.py`
+  (they run where TensorFlow and kecam are installed).
 """
 
 
@@ -68,7 +69,9 @@ def _max_excess(model: models.ImageClassifier, arrays: dict) -> float:
 
 
 def family_checks() -> dict[str, dict]:
-    """``{family: {"cases", "sizes", "kecam", "saves", "exact"}}`` from the committed fixtures."""
+    """``{family: {"cases", "sizes", "kecam", "saves", "exact", "code"}}`` from the committed
+    fixtures; ``code`` is where the family's builder is written (the AotNet template's fixtures
+    check BoTNet, HaloNet, CotNet and ResNeSt too)."""
     index = json.loads((FIXTURES / "index.json").read_text())
     checks: dict[str, dict] = defaultdict(
         lambda: {"cases": [], "sizes": [], "kecam": set(), "saves": set(), "exact": True}
@@ -83,6 +86,7 @@ def family_checks() -> dict[str, dict]:
             arrays = {k: data[k] for k in data.files if k == "logits" or k.startswith("probe/")}
             arrays["input"] = data["input"]
         check = checks[family.module]
+        check["code"] = _code(family)
         check.setdefault("builders", set()).add(entry["builder"])  # swin v2 has two
         check["cases"].append(case)
         check["sizes"].append(_shape(entry["kwargs"]["input_shape"][:2]))
@@ -92,15 +96,20 @@ def family_checks() -> dict[str, dict]:
     return dict(checks)
 
 
-def live_sizes() -> dict[str, list[str]]:
-    """``{model: ["224x224", ...]}``: the real models ``tests/test_models_reference.py``
-    compares with kecam."""
-    sys.path.insert(0, str(TESTS))  # the test module imports the tests' helpers
-    import test_models_reference
+def _code(family) -> str:
+    """Where a family's builder is written: families on one template share their fixtures."""
+    return family.build.__module__
 
+
+def live_sizes() -> dict[str, list[str]]:
+    """``{model: ["224x224", ...]}``: the real models the ``reference`` tests compare with
+    kecam, from the ``LIVE_MODELS`` of every ``tests/test_models*.py`` that has one."""
+    sys.path.insert(0, str(TESTS))  # the test modules import the tests' helpers
     sizes: dict[str, list[str]] = defaultdict(list)
-    for name, shape, _ in test_models_reference.CASES:
-        sizes[name].append(_shape(shape[:2]))
+    for path in sorted(TESTS.glob("test_models*.py")):
+        module = importlib.import_module(path.stem)
+        for name, shape in getattr(module, "LIVE_MODELS", ()):
+            sizes[name].append(_shape(shape[:2]))
     return dict(sizes)
 
 
@@ -118,6 +127,7 @@ def _family_section(family: str, check: dict) -> str:
 def render() -> str:
     """The whole of ``docs/models.md``."""
     checks, live = family_checks(), live_sizes()
+    by_code = {check["code"]: (family, check) for family, check in checks.items()}
     lines = [
         HEADER,
         "| family | model | kecam constructor | model.name | input | params | weights | status "
@@ -125,9 +135,9 @@ def render() -> str:
         "|---|---|---|---|---|---:|---|---|---|",
     ]
     for row in sorted(cli.model_rows(), key=lambda r: (r["family"], r["name"])):
-        check = checks.get(row["family"])
+        family, check = by_code.get(_code(models.get_entry(row["name"]).family), (None, None))
         status = "unchecked" if check is None else "exact" if check["exact"] else "differs"
-        checked = [] if check is None else [f"{row['family']} fixtures"]
+        checked = [] if check is None else [f"{family} fixtures"]
         if row["name"] in live:
             checked.append(f"live at {', '.join(live[row['name']])}")
         lines.append(
