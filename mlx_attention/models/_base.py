@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from .. import attention_layers
 from ..layers import KerasModule
 from ._glue import ClassifierHead
 
@@ -51,6 +53,11 @@ class ImageClassifier(KerasModule):
         """Append a feature layer whose output kecam names ``output_name``."""
         self.layers.append(module)
         self.output_names.append(output_name)
+
+    def add_layer_norm(self, shape: tuple[int, int, int], name: str) -> None:
+        """kecam's ``layer_norm(name=name)`` as the next feature layer (output ``name + "ln"``)."""
+        norm = attention_layers.layer_norm(shape, name=name)
+        self.add(norm, norm.sub("ln"))
 
     def _finish(self, head: ClassifierHead) -> None:
         self.head = head
@@ -156,6 +163,19 @@ class ImageClassifier(KerasModule):
         from .. import imagenet
 
         return imagenet.decode_predictions(preds, top=top)
+
+
+class DistilledClassifier(ImageClassifier):
+    """A model with kecam's BatchNorm classifier and optional distillation head (LeViT,
+    EfficientViT-M)."""
+
+    def switch_to_deploy(self) -> DistilledClassifier:
+        """kecam's ``switch_to_deploy``: a new model whose head is the fused one (each
+        BatchNorm folded into its Dense, the distillation head averaged in), one output; it
+        shares the feature layers' (immutable) arrays with this one."""
+        deployed = copy.copy(self)
+        deployed.head = self.head.fused()
+        return deployed
 
 
 def channels_last(input_shape: Sequence[int]) -> tuple[int, int, int]:

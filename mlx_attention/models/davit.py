@@ -142,7 +142,7 @@ class DaViTModel(ImageClassifier):
         )  # fmt: skip
         self.add(conv, conv.sub("conv"))
         (height, width), channels = conv_output_size(conv, height, width), stem_width
-        self._add_norm((height, width, channels), "stem_")
+        self.add_layer_norm((height, width, channels), "stem_")
 
         total_blocks, global_block_id = sum(num_blocks), 0
         for stack_id, (blocks, out_channel, heads) in enumerate(
@@ -151,7 +151,7 @@ class DaViTModel(ImageClassifier):
             stack_name = f"stack{stack_id + 1}_"
             if stack_id > 0:
                 name = stack_name + "downsample_"
-                self._add_norm((height, width, channels), name)
+                self.add_layer_norm((height, width, channels), name)
                 # TF SAME: a 2x2 kernel pads bottom/right only, and only for odd sizes
                 conv = attention_layers.conv2d_no_bias(
                     (height, width, channels), out_channel, 2, strides=2, padding="same",
@@ -168,7 +168,7 @@ class DaViTModel(ImageClassifier):
                 )  # fmt: skip
                 self.add(block, block.output_name)
                 global_block_id += 1
-        self._add_norm((height, width, channels), "pre_output_")
+        self.add_layer_norm((height, width, channels), "pre_output_")
         self._finish(
             ClassifierHead(
                 channels,
@@ -177,10 +177,6 @@ class DaViTModel(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def _add_norm(self, shape: tuple[int, int, int], name: str) -> None:
-        norm = attention_layers.layer_norm(shape, name=name)
-        self.add(norm, norm.sub("ln"))
 
 
 def _build(

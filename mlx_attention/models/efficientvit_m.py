@@ -14,14 +14,13 @@ asked.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import mlx.core as mx
 
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
-from ._base import ImageClassifier, channels_last
+from ._base import DistilledClassifier, channels_last
 from ._glue import BatchNormHead, ConvBNStem, conv_output_size
 from ._registry import Family, ModelSpec, register_family
 
@@ -167,7 +166,7 @@ class DownSample(KerasModule):
         return self.out_bn(self.out(self.se(x)))
 
 
-class EfficientViTModel(ImageClassifier):
+class EfficientViTModel(DistilledClassifier):
     """kecam's ``EfficientViT_M`` model: the four-conv stem, per stage (after the first) a
     ``ResDepthwiseFFN`` / ``DownSample`` / ``ResDepthwiseFFN`` transition, the attention
     blocks, and the BatchNorm head (``pre_output_bn`` + ``head``; with ``use_distillation``
@@ -231,14 +230,6 @@ class EfficientViTModel(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def switch_to_deploy(self) -> EfficientViTModel:
-        """kecam's ``switch_to_deploy``: a new model whose head is the fused one (each
-        BatchNorm folded into its Dense, the distillation head averaged in), one output; it
-        shares the feature layers' (immutable) arrays with this one."""
-        deployed = copy.copy(self)
-        deployed.head = self.head.fused()
-        return deployed
 
 
 def _build(

@@ -10,7 +10,6 @@ two-output model does; ``switch_to_deploy()`` fuses them as kecam's does.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import mlx.core as mx
@@ -18,7 +17,7 @@ import mlx.nn as nn
 
 from .. import attention_layers
 from ..layers import DropBlock, KerasLayer, KerasModule
-from ._base import ImageClassifier, channels_last
+from ._base import DistilledClassifier, channels_last
 from ._glue import BatchNormHead, ConvBNStem
 from ._registry import Family, ModelSpec, register_family
 
@@ -176,7 +175,7 @@ class LeViTStack(KerasModule):
         return x
 
 
-class LeViTModel(ImageClassifier):
+class LeViTModel(DistilledClassifier):
     """kecam's ``LeViT`` model: the four-conv stem, one ``LeViTStack`` per stage and the
     BatchNorm head (``head_bn`` + ``head``; with ``use_distillation`` also ``distill_head_bn``
     + ``distill_head``, and the model returns both). Arguments are those of :func:`LeViT`.
@@ -230,14 +229,6 @@ class LeViTModel(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def switch_to_deploy(self) -> LeViTModel:
-        """kecam's ``switch_to_deploy``: a new model whose head is the fused one (each
-        BatchNorm folded into its Dense, the distillation head averaged in), one output; it
-        shares the feature layers' (immutable) arrays with this one."""
-        deployed = copy.copy(self)
-        deployed.head = self.head.fused()
-        return deployed
 
 
 def _build(

@@ -118,7 +118,7 @@ class NATModel(ImageClassifier):
             )  # fmt: skip
             self.add(conv, conv.sub("conv"))
             (height, width), channels = conv_output_size(conv, height, width), filters
-        self._add_norm((height, width, channels), "stem_")
+        self.add_layer_norm((height, width, channels), "stem_")
 
         total_blocks, global_block_id = sum(num_blocks), 0
         for stack_id, (blocks, out_channel, heads) in enumerate(
@@ -133,7 +133,7 @@ class NATModel(ImageClassifier):
                 )  # fmt: skip
                 self.add(conv, conv.sub("conv"))
                 (height, width), channels = conv_output_size(conv, height, width), out_channel
-                self._add_norm((height, width, channels), name)
+                self.add_layer_norm((height, width, channels), name)
             for block_id in range(blocks):
                 if use_every_other_dilations and block_id % 2 == 1:
                     dilation = (
@@ -150,7 +150,7 @@ class NATModel(ImageClassifier):
                 )  # fmt: skip
                 self.add(block, block.output_name)
                 global_block_id += 1
-        self._add_norm((height, width, channels), "pre_output_")
+        self.add_layer_norm((height, width, channels), "pre_output_")
         self._finish(
             ClassifierHead(
                 channels,
@@ -159,10 +159,6 @@ class NATModel(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def _add_norm(self, shape: tuple[int, int, int], name: str) -> None:
-        norm = attention_layers.layer_norm(shape, name=name)
-        self.add(norm, norm.sub("ln"))
 
 
 def _build(

@@ -314,7 +314,7 @@ class SwinTransformerV2Model(ImageClassifier):
         )  # fmt: skip
         self.add(stem, stem.sub("conv"))
         (height, width), channels = conv_output_size(stem, height, width), embed_dim
-        self._add_norm((height, width, channels), "stem_")
+        self.add_layer_norm((height, width, channels), "stem_")
 
         total_blocks, global_block_id = sum(num_blocks), 0
         for stack_id, (blocks, heads) in enumerate(zip(num_blocks, num_heads)):
@@ -346,10 +346,10 @@ class SwinTransformerV2Model(ImageClassifier):
                     and (block_id + 1) % extra_norm_period == 0
                     and not (use_stack_norm and last)
                 ):
-                    self._add_norm((height, width, channels), block_name + "output_")
+                    self.add_layer_norm((height, width, channels), block_name + "output_")
             if use_stack_norm and stack_id != len(num_blocks) - 1:
-                self._add_norm((height, width, channels), stack_name + "output_")
-        self._add_norm((height, width, channels), "pre_output_")
+                self.add_layer_norm((height, width, channels), stack_name + "output_")
+        self.add_layer_norm((height, width, channels), "pre_output_")
         self._finish(
             ClassifierHead(
                 channels,
@@ -358,10 +358,6 @@ class SwinTransformerV2Model(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def _add_norm(self, shape: tuple[int, int, int], name: str) -> None:
-        norm = attention_layers.layer_norm(shape, name=name)
-        self.add(norm, norm.sub("ln"))
 
 
 def _build(
