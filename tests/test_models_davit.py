@@ -36,21 +36,6 @@ def test_fixtures_cover_both_layouts_and_attentions():
     assert total <= 700 * 2**10, f"DaViT fixtures take {total / 2**10:.0f} kB"
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_fixture_matches_kecam(case, kernels_mode):
-    """Logits, probabilities, forward_features and every stage's output, kernels off and
-    emulated (the window partition and reverse)."""
-    model, arrays = fixture_model(case), fixture_arrays(case)
-    x = mx.array(arrays["input"])
-    assert_matches(model(x), arrays["logits"])
-    intermediates = model.forward_intermediates(x)
-    for name in INDEX[case]["probes"]:
-        assert_matches(intermediates[name], arrays[f"probe/{name}"])
-    assert_matches(model.forward_features(x), arrays["probe/pre_output_ln"])
-    probs = fixture_model(case, classifier_activation="softmax")
-    assert_matches(probs(x), arrays["probs"])
-
-
 def _blocks(model):
     return [m for m in model.layers if isinstance(m, models.davit.DaViTBlock)]
 
