@@ -13,7 +13,6 @@ layer and weight where known.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import re
 import stat
@@ -161,28 +160,36 @@ def _check_global_heaps(handle: BinaryIO, path: Path) -> None:
     or a size that wraps around) would loop forever.
     """
     wrap = 2**64 - 1
-    size = os.fstat(handle.fileno()).st_size
-    if size == 0:
-        return
-    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = data.find(b"GCOL\x01")
-        while start >= 0:
-            length = int.from_bytes(data[start + 8 : start + 16], "little")
-            end = start + length
-            if 16 < length and end <= size:
-                at = start + 16
-                while at + 16 <= end:
-                    index = int.from_bytes(data[at : at + 2], "little")
-                    object_size = int.from_bytes(data[at + 8 : at + 16], "little")
-                    aligned = ((object_size + 7) & wrap) // 8 * 8
-                    step = object_size if index == 0 else (16 + aligned) & wrap
-                    if (at + step) & wrap <= at:
-                        raise KerasFileError(
-                            f"{path}: cannot read as HDF5 (corrupt or truncated?): a damaged "
-                            f"global heap at byte {start} (object header at byte {at})"
-                        )
-                    at += step
-            start = data.find(b"GCOL\x01", start + 4)
+    fd = handle.fileno()
+    size = os.fstat(fd).st_size
+    # pread, not a mapping of the whole file: the scan's pages must not stay in the process
+    for start in _occurrences(fd, size, b"GCOL\x01"):
+        length = int.from_bytes(os.pread(fd, 16, start)[8:16], "little")
+        end = start + length
+        if 16 < length and end <= size:
+            at = start + 16
+            while at + 16 <= end:
+                header = os.pread(fd, 16, at)
+                index = int.from_bytes(header[0:2], "little")
+                object_size = int.from_bytes(header[8:16], "little")
+                aligned = ((object_size + 7) & wrap) // 8 * 8
+                step = object_size if index == 0 else (16 + aligned) & wrap
+                if (at + step) & wrap <= at:
+                    raise KerasFileError(
+                        f"{path}: cannot read as HDF5 (corrupt or truncated?): a damaged "
+                        f"global heap at byte {start} (object header at byte {at})"
+                    )
+                at += step
+
+
+def _occurrences(fd: int, size: int, needle: bytes, chunk: int = 1 << 23) -> Iterator[int]:
+    """Every offset of ``needle`` in the file, read ``chunk`` bytes at a time."""
+    for offset in range(0, size, chunk):
+        block = os.pread(fd, chunk + len(needle) - 1, offset)
+        found = block.find(needle)
+        while 0 <= found < chunk:  # one that starts in the overlap is the next block's
+            yield offset + found
+            found = block.find(needle, found + 1)
 
 
 def _read_attr_list(group: h5py.Group, key: str) -> list[str]:
