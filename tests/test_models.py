@@ -271,7 +271,7 @@ def test_both_file_layouts_and_both_kecam_versions_are_covered():
     assert {e["kecam"] for e in INDEX.values()} == {"1.3.1", "1.4.3"}
     assert any(e["kwargs"].get("use_every_other_dilations") for e in INDEX.values())
     total = sum(p.stat().st_size for p in FIXTURES.iterdir())
-    assert total <= 8 * 2**20, f"model fixtures take {total / 2**20:.2f} MB"
+    assert total <= 10 * 2**20, f"model fixtures take {total / 2**20:.2f} MB"
 
 
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)

@@ -19,6 +19,7 @@ kecam 1.3.1 itself: this script runs itself under ``.venv131/bin/python --kecam1
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -361,9 +362,7 @@ def write_models_json(tf, names: list[str]) -> None:
     depends on the input size), merged into ``kecam_models.json``."""
     from mlx_attention import models
 
-    path = FIXTURES / "kecam_models.json"
-    record = json.loads(path.read_text()) if path.exists() else {"builders": {}, "models": {}}
-    record.update(kecam=kecam_version(), built_at=[64, 64, 3])
+    record = {"builders": {}, "models": {}}
     for name in names:
         family = models.get_entry(name).family
         builder = f"{family.module}.{family.builder_name}"
@@ -378,8 +377,23 @@ def write_models_json(tf, names: list[str]) -> None:
         }
         tf.keras.backend.clear_session()
         print(f"{name}: {record['models'][name]['count_params']:,} parameters")
-    record["models"] = dict(sorted(record["models"].items()))
-    path.write_text(json.dumps(record, indent=1) + "\n")
+
+    def update(old: dict) -> dict:
+        old.update(kecam=kecam_version(), built_at=[64, 64, 3])
+        for key in ("builders", "models"):
+            old[key] = dict(sorted({**old.get(key, {}), **record[key]}.items()))
+        return old
+
+    merge_json(FIXTURES / "kecam_models.json", update)
+
+
+def merge_json(path: Path, update) -> None:
+    """Re-read ``path`` and write back ``update(its dict)``, under a lock: several runs of
+    this tool (one per family) may finish at the same time."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps(update(record), indent=1) + "\n")
 
 
 def main() -> None:
@@ -403,16 +417,15 @@ def main() -> None:
         write_models_json(tf, names)
         return
     wanted = [c for c in CASES if not args.only or c in args.only]
-    index_path = FIXTURES / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
     FIXTURES.mkdir(parents=True, exist_ok=True)
+    made = {}
     for case_id in wanted:
         case_version, save, kwargs = CASES[case_id]
         if case_version != version:
             continue
-        index[case_id] = run_case(tf, nat, case_id, save, kwargs, FIXTURES)
-        print(f"{case_id}: kecam {version}, {index[case_id]['count_params']:,} parameters")
-    index_path.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
+        made[case_id] = run_case(tf, nat, case_id, save, kwargs, FIXTURES)
+        print(f"{case_id}: kecam {version}, {made[case_id]['count_params']:,} parameters")
+    merge_json(FIXTURES / "index.json", lambda index: dict(sorted({**index, **made}.items())))
     if args.kecam131:
         return
     if any(CASES[c][0] == "1.3.1" for c in wanted):
