@@ -9,15 +9,11 @@ DaViT_T at 224 and at a non-square odd size, live.
 
 from __future__ import annotations
 
-import sys
-import zlib
-from pathlib import Path
-
+import live
 import mlx.core as mx
 import numpy as np
 import pytest
 from cases import signature_rows
-from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
 from mlx_attention import benchmarks, models
@@ -25,7 +21,6 @@ from mlx_attention.convert import WeightMismatchError
 from mlx_attention.layers import ChannelSelfAttention, WindowAttention
 
 CASES = sorted(c for c, e in INDEX.items() if e["builder"] == "davit.DaViT")
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def test_fixtures_cover_both_layouts_and_attentions():
@@ -122,21 +117,10 @@ LIVE = [((224, 224, 3), "model"), ((97, 131, 3), "weights")]
 LIVE_MODELS = [("DaViT_T", shape) for shape, _ in LIVE]  # docs/models.md's "live at"
 
 
-@pytest.fixture(scope="module")
-def kecam_davit(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(TOOLS))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models import davit
-
-    return tf, davit, tool
-
-
 @pytest.mark.reference
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, save", LIVE, ids=[f"{s[0]}x{s[1]}" for s, _ in LIVE])
-def test_real_davit_t_matches_kecam(kecam_davit, tmp_path, shape, save, request):
-    tf, davit, tool = kecam_davit
+def test_real_davit_t_matches_kecam(kecam_live, tmp_path, shape, save, request):
     if shape[:2] == (224, 224) and benchmarks.cpu_blas()[1] is not None:
         request.applymarker(
             pytest.mark.xfail(
@@ -146,32 +130,10 @@ def test_real_davit_t_matches_kecam(kecam_davit, tmp_path, shape, save, request)
                 strict=False,
             )
         )
-    seed = zlib.crc32(f"DaViT_T{shape}".encode())
-    # kecam's kernel initialisers draw from TF's generator: seeded, so the run is reproducible
-    tf.keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    kecam = davit.DaViT_T(input_shape=shape, pretrained=None, classifier_activation=None)
-    tool.randomize(kecam, rng)
-    path = tmp_path / "davit_t.h5"
-    (kecam.save if save == "model" else kecam.save_weights)(str(path))
-    x = tool.make_inputs(shape, rng)
     probes = ["stem_ln", *(f"stack{i}_block{n}_2_output" for i, n in [(1, 2), (2, 2), (3, 6)])]
-    probes.append("pre_output_ln")
-    runner = tf.keras.Model(
-        kecam.inputs, [kecam.output] + [kecam.get_layer(n).output for n in probes]
-    )
-    theirs = dict(zip(["logits", *probes], (np.asarray(v) for v in runner(x, training=False))))
-    tf.keras.backend.clear_session()
-
+    run = live.kecam_run("davit.DaViT_T", tmp_path, input_shape=shape, save=save,
+                         probes=[*probes, "pre_output_ln"], classifier_activation=None)  # fmt: skip
     ours = models.create_model(
-        "DaViT_T", pretrained=str(path), input_shape=shape, classifier_activation=None
+        "DaViT_T", pretrained=str(run.path), input_shape=shape, classifier_activation=None
     )
-    x = mx.array(x)
-    logits = ours(x)
-    intermediates = ours.forward_intermediates(x)
-    print(f"\nDaViT_T {shape}: logits {max_error(logits, theirs['logits']):.2g}", end="")
-    assert_matches(logits, theirs["logits"])
-    for name in probes:
-        assert_matches(intermediates[name], theirs[name])
-    assert_matches(ours.forward_features(x), theirs["pre_output_ln"])
-    print(f", features {max_error(intermediates['pre_output_ln'], theirs['pre_output_ln']):.2g}")
+    live.assert_live(ours, run, features="pre_output_ln")
