@@ -275,7 +275,8 @@ class KerasH5:
                 with self._errors(where):
                     dataset = self._child(group, weight_name, what=where)
                     weights.append(self._weight_info(dataset, weight_name, where))
-                datasets[(name, weight_name)] = dataset
+                # a reference, not the open dataset: HDF5 holds ~20 kB per open dataset
+                datasets[(name, weight_name)] = dataset.ref
             layers.append(LayerInfo(name, tuple(weights)))
         return tuple(layers), datasets
 
@@ -385,7 +386,8 @@ class KerasH5:
             )
         width = entry.dtype.itemsize if entry.dtype.itemsize in (2, 4, 8) else 8
         with self._errors(where):
-            data = self._datasets[(layer, entry.name)].astype(np.dtype(f"=f{width}"))[()]
+            dataset = self._file[self._datasets[(layer, entry.name)]]
+            data = dataset.astype(np.dtype(f"=f{width}"))[()]
         return np.asarray(data)
 
     def close(self) -> None:
