@@ -710,6 +710,11 @@ MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("EfficientViT_M0", "EfficientViT_M0"),
     ModelRow("SwinTransformerV2Tiny_window8", "SwinTransformerV2Tiny_window8"),  # at 256
     ModelRow("BotNet26T", "BotNet26T"),  # the AotNet template, at 256
+    ModelRow("HaloNet26T", "HaloNet26T"),  # at 256
+    ModelRow("CotNet50", "CotNet50"),
+    ModelRow("ResNest50", "ResNest50"),
+    ModelRow("BeitBasePatch16", "BeitBasePatch16"),
+    ModelRow("DaViT_T", "DaViT_T"),
 )
 
 
