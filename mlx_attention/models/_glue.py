@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -77,7 +79,9 @@ class LayerScaleResidual(KerasModule):
 class ClassifierHead(KerasModule):
     """kecam's ``common_layers.output_block``: an optional ``features_`` 1x1 conv + BN, then
     ``GlobalAveragePooling2D("avg_pool")``, ``Dropout("head_drop")`` and
-    ``Dense(num_classes, activation=classifier_activation, name="predictions")``.
+    ``Dense(num_classes, activation=classifier_activation, name="predictions")``; with
+    ``pooled_norm``, a norm between the pooling and the dropout (EdgeNeXt's, ConvNeXt's
+    ``layer_norm`` after ``avg_pool``).
 
     kecam forces ``predictions`` to float32 (``dtype="float32"``), so the head computes in
     float32 whatever the model's dtype. With ``num_classes=0`` only the ``features_`` layers
@@ -94,6 +98,9 @@ class ClassifierHead(KerasModule):
         is_torch_mode: kecam's flag: the ``features_`` BN epsilon 1e-5 and torch padding;
             ``False``: TF's epsilon 1e-3 and TF padding.
         input_size: ``(H, W)`` of the feature map, needed with ``filters > 0``.
+        pooled_norm: ``pooled_norm(dims)`` builds that norm (e.g. kecam's
+            ``layer_norm(name="pre_output_")``); it exists only with a classifier, as in
+            kecam, so ``reset`` builds a new one with the new ``predictions``.
 
     Shape:
         ``[B, H, W, dims] -> [B, num_classes]`` (``[B, H, W, filters or dims]`` for 0 classes;
@@ -105,8 +112,10 @@ class ClassifierHead(KerasModule):
         drop_rate: float = 0, classifier_activation: str | None = "softmax",
         act_first: bool = False, is_torch_mode: bool = True,
         input_size: tuple[int, int] | None = None,
+        pooled_norm: Callable[[int], nn.Module] | None = None,
     ):  # fmt: skip
         super().__init__("")
+        object.__setattr__(self, "_pooled_norm", pooled_norm)
         self.features = None
         if filters > 0:
             if input_size is None:
@@ -132,6 +141,8 @@ class ClassifierHead(KerasModule):
             raise ValueError(f"num_classes={num_classes} must be >= 0")
         self.num_classes = num_classes
         self.predictions = nn.Linear(self.num_features, num_classes) if num_classes else None
+        make_norm = self._pooled_norm
+        self.norm = make_norm(self.num_features) if num_classes and make_norm else None
         self.activation = Activation(classifier_activation)
 
     def keras_layers(self):
@@ -147,6 +158,8 @@ class ClassifierHead(KerasModule):
         x = x.astype(mx.float32)
         if x.ndim == 4:
             x = mx.mean(x, axis=(1, 2))
+        if self.norm is not None:
+            x = self.norm(x)
         weight = self.predictions.weight.dtype
         logits = self.predictions(self.dropout(x).astype(weight)).astype(mx.float32)
         return self.activation(logits)
