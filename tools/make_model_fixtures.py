@@ -275,6 +275,42 @@ def beit_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys(BEIT_CASES, beit_probes))
 
+# --- EdgeNeXt (edgenext.EdgeNeXt): conv encoders, then STDA blocks at the end of a stage; probes
+# are `stem_ln` and each stage's last block (the last is forward_features: kecam's num_classes=0
+# map, before the head's avg_pool and pre_output_ln).
+EDGENEXT_CASES = {
+    # 29x43: the VALID stem and downsample floor to 7x10 and 3x5; an STDA block with the
+    # Fourier positional encoding, split 3 (two cascaded 6-channel convs and a 4-channel
+    # remainder), 2 heads; kecam's layer scales (re-randomised); model.save
+    "edgenext_29x43": ("1.4.3", "model", {
+        "num_blocks": [1, 1], "out_channels": [8, 16], "num_heads": 2,
+        "num_stda_layers": [0, 1], "stda_split": [2, 3], "stda_use_pos_emb": [False, True],
+        "conv_kernel_size": [3, 5], "input_shape": [29, 43, 3], "num_classes": 10,
+    }),
+    # 25x29 in 3x3 stem patches: 8x9, then 4x4; stage 1 at stem_width 9 (kecam leaves
+    # out_channels[0] unused) is one STDA block splitting the 9 channels into 3 of 3 (no
+    # remainder) with per-stage heads (3), stage 2 a 7x7 conv encoder over the 4x4 map; no
+    # layer scale, mlp_ratio 3; save_weights
+    "edgenext_25x29_split4": ("1.4.3", "weights", {
+        "num_blocks": [1, 1], "out_channels": [6, 12], "num_heads": [3, 5], "stem_width": 9,
+        "num_stda_layers": [1, 0], "stda_split": [4, 2], "stda_use_pos_emb": [False, False],
+        "conv_kernel_size": [3, 7], "stem_patch_size": 3, "layer_scale": -1, "mlp_ratio": 3,
+        "input_shape": [25, 29, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(EDGENEXT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(EDGENEXT_CASES, "edgenext.EdgeNeXt"))
+
+
+def edgenext_probes(kwargs: dict) -> list[str]:
+    names = ["stem_ln"]
+    for i, (n, stda) in enumerate(zip(kwargs["num_blocks"], kwargs["num_stda_layers"])):
+        names.append(f"stack{i + 1}_block{n}_{'stda' if stda > 0 else 'conv'}_output")
+    return names
+
+
+CASE_PROBES.update(dict.fromkeys(EDGENEXT_CASES, edgenext_probes))
+
 
 def kecam_builder(builder: str):
     """kecam's function ``"module.Builder"`` (kecam imported already)."""
