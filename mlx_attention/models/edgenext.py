@@ -129,7 +129,7 @@ class SplitDepthwiseTransposeAttention(KerasModule):
     Args:
         input_shape: ``(H, W, C)``.
         split: pieces, ``>= 2``, with ``(split - 1) * ceil(C / split) <= C`` (kecam's
-            ``tf.split`` fails otherwise).
+            ``tf.split`` fails otherwise, its default of 1 included).
         num_heads: heads of the attention; they must divide ``C`` (kecam's ``Add`` of the
             ``num_heads * (C // num_heads)`` attention channels to ``C`` fails otherwise).
         mlp_ratio, use_pos_emb, layer_scale, drop_rate, activation: kecam's arguments.
@@ -140,7 +140,7 @@ class SplitDepthwiseTransposeAttention(KerasModule):
     """
 
     def __init__(
-        self, input_shape: tuple[int, int, int], *, split: int = 1, num_heads: int = 4,
+        self, input_shape: tuple[int, int, int], *, split: int = 2, num_heads: int = 4,
         mlp_ratio: float = 4, use_pos_emb: bool = False, layer_scale: float = 1e-6,
         drop_rate: float = 0, activation: str = "gelu", name: str,
     ):  # fmt: skip
@@ -149,9 +149,9 @@ class SplitDepthwiseTransposeAttention(KerasModule):
         self.piece = math.ceil(dims / split) if split > 0 else 0
         if split < 2 or (split - 1) * self.piece > dims:
             raise ValueError(
-                f"split={split} for {dims} channels: kecam splits the first (split - 1) * "
-                f"ceil(channels / split) channels into split - 1 pieces, which needs split >= 2 "
-                f"and at most {dims} channels there"
+                f"split={split} for {dims} channels: kecam cuts split - 1 pieces of "
+                f"ceil({dims} / {split}) = {self.piece} channels, which needs split >= 2 and "
+                f"(split - 1) * {self.piece} <= {dims}"
             )
         if num_heads < 1 or dims % num_heads:
             raise ValueError(
