@@ -11,12 +11,15 @@ neither h5py nor the original arguments.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 
+from ..convert.loader import LoadReport, logger
 from . import _download
 
 if TYPE_CHECKING:
@@ -138,6 +141,69 @@ def _merge_metadata(entry: ModelEntry, path: Path, given: dict[str, Any]) -> dic
     return {**stored, **given}
 
 
+@dataclass(frozen=True)
+class ModelLoadReport(LoadReport):
+    """A whole model's ``LoadReport``, plus ``skipped``: the model's optional Keras layers
+    that the file carries and the model, as built, does not use (UniFormer's token-label
+    ``aux_head`` without ``token_label_top``); never a problem, even under ``strict``."""
+
+    skipped: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "\n".join(
+            [LoadReport.__str__(self), *(f"  skipped (optional): {n}" for n in self.skipped)]
+        )
+
+
+class _Quiet(logging.Filter):
+    """Holds back the loader's warning for a load whose only "problems" are optional layers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def _load_h5(model: ImageClassifier, path: Path, *, strict: bool, resize: bool | str):
+    """``convert.load_keras_weights`` for a whole model, with the model's ``optional_layers``
+    (Keras names a release file of the model may carry unused) reported as ``skipped``: a
+    strict load that fails on them alone loads again without them (the failed attempt read
+    no data: validation runs on the file's metadata)."""
+    from .. import convert
+
+    def load(strict_load: bool):
+        return convert.load_keras_weights(
+            model, path, prefix="", strict=strict_load, resize=resize
+        )
+
+    optional = frozenset(getattr(model, "optional_layers", ()))
+    if not optional:
+        return load(strict)
+    try:
+        report = load(True)
+    except convert.WeightMismatchError as err:
+        failed = err.report
+        only_optional = (
+            failed is not None
+            and not failed.missing
+            and not failed.mismatched
+            and set(failed.unexpected) <= optional
+        )
+        if strict and not only_optional:
+            raise
+        quiet = _Quiet()
+        if only_optional:
+            logger.addFilter(quiet)
+        try:
+            report = load(False)
+        finally:
+            logger.removeFilter(quiet)
+    skipped = tuple(n for n in report.unexpected if n in optional)
+    if not skipped:
+        return report
+    kept = {f.name: getattr(report, f.name) for f in fields(LoadReport)}
+    kept["unexpected"] = tuple(n for n in report.unexpected if n not in optional)
+    return ModelLoadReport(**kept, skipped=skipped)
+
+
 def load_file(model: ImageClassifier, path: Path, *, strict: bool, resize: bool | str) -> None:
     """Fill ``model`` from a kecam ``.h5`` or a converted ``.safetensors`` (strict, atomic)."""
     from .. import convert
@@ -145,7 +211,7 @@ def load_file(model: ImageClassifier, path: Path, *, strict: bool, resize: bool 
     if path.suffix == ".safetensors":
         report = convert.load_safetensors(model, path, strict=strict)
     else:
-        report = convert.load_keras_weights(model, path, prefix="", strict=strict, resize=resize)
+        report = _load_h5(model, path, strict=strict, resize=resize)
     if report is not model:
         object.__setattr__(model, "load_report", report)
 
