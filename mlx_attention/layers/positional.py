@@ -107,16 +107,18 @@ def _isqrt(value: float) -> int:
     return int(float(value) ** 0.5)
 
 
-def xy_relative_index(height: int, width: int) -> np.ndarray:
-    """kecam's pairwise relative index over an ``height x width`` grid, ``[hw, hw]``.
+def xy_relative_index(height: int, width: int, keys: np.ndarray | None = None) -> np.ndarray:
+    """kecam's pairwise relative index over an ``height x width`` grid, ``[hw, hw]`` (or the
+    columns of the token ids ``keys`` only: cmt keeps a few of 1600, so the whole square is
+    not built).
 
     Token ``n`` has coordinates ``(n % height, n // height)`` (the "xy" meshgrid flattening);
     the index points into a ``(2 height - 1) x (2 width - 1)`` table (beit, swin v2).
     """
     n = np.arange(height * width)
-    c0, c1 = n % height, n // height
-    rows = c0[:, None] - c0[None, :] + height - 1
-    cols = (c1[:, None] - c1[None, :] + width - 1) * (2 * height - 1)
+    k = n if keys is None else keys
+    rows = (n % height)[:, None] - (k % height)[None, :] + height - 1
+    cols = ((n // height)[:, None] - (k // height)[None, :] + width - 1) * (2 * height - 1)
     return (rows + cols).astype(np.int64)
 
 
@@ -309,9 +311,10 @@ class MultiHeadRelativePositionalEmbedding(_KecamWeights):
         key_blocks = query_blocks if key_blocks is None else key_blocks
         size = (2 * height - 1) * (2 * width - 1) + self.cls_pos_len
         check_size(max(num_heads * size, query_blocks**2), f"{what}: a {height}x{width} grid")
-        index = xy_relative_index(height, width)
+        keys = np.arange(height * width)
         if key_blocks != query_blocks:
-            index = index[:, -(key_blocks - cls) :]
+            keys = keys[-(key_blocks - cls) :]
+        index = xy_relative_index(height, width, keys)
         if with_cls_token:
             top = np.full((1, index.shape[1]), size - 3)
             left = np.full((index.shape[0] + 1, 1), size - 2)
