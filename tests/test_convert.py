@@ -230,6 +230,68 @@ def test_conv1d_rule_puts_taps_second():
     np.testing.assert_allclose(np.asarray(conv(mx.array(x))), expected, rtol=1e-5, atol=1e-5)
 
 
+def _keras_mha(query, value, kernels, biases, key_dim):
+    """tf-keras MultiHeadAttention's own einsums (attention_axes=None, rank-3 inputs)."""
+
+    def project(x, part, spec="abc,cde->abde"):
+        return np.einsum(spec, x, kernels[part]) + biases.get(part, 0)
+
+    q = project(query, "query") / np.sqrt(key_dim)  # Keras scales the query first
+    k, v = project(value, "key"), project(value, "value")
+    scores = np.einsum("aecd,abcd->acbe", k, q)
+    scores = np.exp(scores - scores.max(-1, keepdims=True))
+    scores /= scores.sum(-1, keepdims=True)
+    mixed = np.einsum("acbe,aecd->abcd", scores, v)
+    return project(mixed, "attention_output", "abcd,cde->abe")
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_multi_head_attention_rule_loads_kerass_nested_group(tmp_path, use_bias):
+    """Keras stores the four projections in one layer group (``mha/query/kernel:0``, ...):
+    kernels [C, heads, width] and [heads, width, C]; every size distinct, so a swapped axis
+    shows."""
+    rng = np.random.default_rng(0)
+    heads, key_dim, value_dim, out_dims, q_dims, v_dims = 2, 3, 4, 5, 6, 7
+    kernels = {
+        "query": rng.normal(size=(q_dims, heads, key_dim)),
+        "key": rng.normal(size=(v_dims, heads, key_dim)),
+        "value": rng.normal(size=(v_dims, heads, value_dim)),
+        "attention_output": rng.normal(size=(heads, value_dim, out_dims)),
+    }
+    biases = {p: rng.normal(size=k.shape[1:] if p != "attention_output" else (out_dims,))
+              for p, k in kernels.items()} if use_bias else {}  # fmt: skip
+    weights = {}
+    for part, kernel in kernels.items():  # tf-keras's order: each kernel, then its bias
+        weights[f"{part}/kernel:0"] = kernel.astype(np.float32)
+        if use_bias:
+            weights[f"{part}/bias:0"] = biases[part].astype(np.float32)
+    _write_keras(tmp_path / "mha.h5", {"mha": weights})
+    module = layers.KerasMultiHeadAttention(
+        q_dims, heads, key_dim, value_dim=value_dim, output_shape=out_dims, use_bias=use_bias,
+        value_dims=v_dims, name="mha",
+    )  # fmt: skip
+    assert load_keras_weights(module, tmp_path / "mha.h5").ok
+    query, value = rng.normal(size=(2, 3, q_dims)), rng.normal(size=(2, 4, v_dims))
+    ours = module(mx.array(query.astype(np.float32)), mx.array(value.astype(np.float32)))
+    expected = _keras_mha(query, value, kernels, biases, key_dim)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_multi_head_attention_rule_refuses_other_heads_of_the_same_width(tmp_path):
+    """[C, 3, 2] holds as many values as [C, 2, 3]: the heads decide, not the size."""
+    kernels = {
+        "query": (4, 3, 2),
+        "key": (4, 3, 2),
+        "value": (4, 3, 2),
+        "attention_output": (3, 2, 4),
+    }
+    weights = {f"{p}/kernel:0": np.zeros(s, np.float32) for p, s in kernels.items()}
+    _write_keras(tmp_path / "mha.h5", {"mha": weights})
+    module = layers.KerasMultiHeadAttention(4, 2, 3, use_bias=False, name="mha")
+    with pytest.raises(WeightMismatchError, match=r"query kernel \(4, 3, 2\).*\(2, 3\)"):
+        load_keras_weights(module, tmp_path / "mha.h5")
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown Keras layer kind"):
         layers.KerasLayer("x", "Conv3D", nn.Linear(2, 2))

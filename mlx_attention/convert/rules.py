@@ -64,6 +64,30 @@ def prelu(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {"weight": arrays[0].reshape(-1)}
 
 
+def multi_head_attention(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """tf-keras ``MultiHeadAttention`` into ``layers.KerasMultiHeadAttention``: ``query``,
+    ``key``, ``value`` kernels ``[C, heads, width]`` -> ``[heads * width, C]``,
+    ``attention_output`` ``[heads, width, C]`` -> ``[C, heads * width]``, each kernel followed by
+    its bias with ``use_bias`` (``[heads, width]`` flattened, and ``[C]``)."""
+    module = decl.module
+    per = 1 + module.use_bias
+    out = {}
+    for index, part in enumerate(("query", "key", "value", "attention_output")):
+        kernel, *bias = arrays[index * per : (index + 1) * per]
+        width = module.value_dim if part in ("value", "attention_output") else module.key_dim
+        heads = (module.num_heads, width)
+        found = kernel.shape[:2] if part == "attention_output" else kernel.shape[1:]
+        if kernel.ndim != 3 or tuple(found) != heads:  # h * w alone would hide a heads mix-up
+            raise ValueError(f"{part} kernel {kernel.shape} is not for (heads, width) {heads}")
+        if part == "attention_output":
+            out[f"{part}.weight"] = kernel.reshape(-1, kernel.shape[-1]).T
+        else:
+            out[f"{part}.weight"] = kernel.reshape(kernel.shape[0], -1).T
+        if bias:
+            out[f"{part}.bias"] = bias[0].reshape(-1)
+    return out
+
+
 def weights(decl: KerasLayer, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
     return dict(zip(decl.weights, arrays))
 
@@ -77,13 +101,16 @@ RULES: dict[str, Rule] = {
     "LayerNormalization": layer_norm,
     "GroupNormalization": layer_norm,
     "PReLU": prelu,
+    "MultiHeadAttention": multi_head_attention,
     "Weights": weights,
 }
 
 
 # The rank of the first stored variable (the kernel) of the layer types that have one: a
 # kernel of another rank is refused from the file's metadata, naming the layer and weight.
-KERNEL_RANKS: dict[str, int] = {"Dense": 2, "Conv1D": 3, "Conv2D": 4, "DepthwiseConv2D": 4}
+KERNEL_RANKS: dict[str, int] = {
+    "Dense": 2, "Conv1D": 3, "Conv2D": 4, "DepthwiseConv2D": 4, "MultiHeadAttention": 3,
+}  # fmt: skip
 
 
 def expected_count(decl: KerasLayer) -> int:
@@ -97,4 +124,6 @@ def expected_count(decl: KerasLayer) -> int:
         return _has(module, "weight") + _has(module, "bias")
     if decl.kind == "PReLU":
         return 1
+    if decl.kind == "MultiHeadAttention":
+        return 4 * (1 + module.use_bias)
     return len(decl.weights)

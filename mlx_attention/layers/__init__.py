@@ -19,6 +19,7 @@ from .common import (
     MlpBlock,
     SqueezeExcite,
 )
+from .keras_mha import KerasMultiHeadAttention
 from .local import (
     CotAttention,
     HaloAttention,
@@ -85,6 +86,7 @@ __all__ = [
     "KerasLayer",
     "KerasLayouts",
     "KerasModule",
+    "KerasMultiHeadAttention",
     "LayerNorm",
     "LeViTAttention",
     "LeViTStridedAttention",

@@ -29,6 +29,7 @@ KERAS_KINDS = (
     "LayerNormalization",  # gamma (+ beta) into nn.LayerNorm
     "GroupNormalization",  # gamma, beta into nn.GroupNorm
     "PReLU",  # alpha [1, 1, C] into nn.PReLU
+    "MultiHeadAttention",  # Keras MHA: query/key/value/attention_output into four nn.Linear
     "Weights",  # kecam's own layers: variables stored as used, in `weights` order
     "Constant",  # stored variables fixed by construction: checked, never loaded
 )
