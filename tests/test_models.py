@@ -102,7 +102,7 @@ def test_unknown_name_lists_close_matches():
     with pytest.raises(ValueError, match=r"unknown model 'NAT_Mni'.*NAT_Mini"):
         models.create_model("NAT_Mni")
     with pytest.raises(ValueError, match="close matches: none"):
-        models.create_model("xception")
+        models.create_model("inception_v3")
     with pytest.raises(TypeError, match="string"):
         models.create_model(3)
 

@@ -348,6 +348,54 @@ def uniformer_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys(UNIFORMER_CASES, uniformer_probes))
 
+# --- CMT (cmt.CMT, cmt.CMT_torch): one stage each (a kecam file costs ~2.5 kB per variable, a
+# CMT block has ~35). Probes: CMT's stem, its last block and its features_ BN (act-first: the
+# last layer, forward_features); CMT_torch's every block (they share the stage's table).
+CMT_CASES = {
+    # plain CMT at 33x27: stem 17x14, a 2x2 stride-2 downsample that floors to 8x7, keys
+    # reduced by 2 to 4x3 (the relative table keeps its last 12 columns), the act-first GELU
+    # features_ head; model.save
+    "cmt_33x27": ("1.4.3", "model", {
+        "num_blocks": [1], "out_channels": [8], "num_heads": [2], "sr_ratios": [2],
+        "stem_width": 8, "ffn_expansion": 2.5, "output_num_features": 12,
+        "input_shape": [33, 27, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CMT_TORCH_CASES = {
+    # a kecam 1.3.1 CMT_torch file (Dense query and key_value, K and V interleaved): 29x37,
+    # stem 15x19, one stage at 7x9 of two blocks that add the stage's one positional table
+    # (63 queries x 12 keys: reduced by 2, flooring, with BatchNorm), no features_ head;
+    # save_weights
+    "cmt131_29x37": ("1.3.1", "weights", {
+        "num_blocks": [2], "out_channels": [8], "num_heads": [2], "sr_ratios": [2],
+        "stem_width": 8, "ffn_expansion": 2, "output_num_features": 0,
+        "input_shape": [29, 37, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(CMT_CASES)
+CASES.update(CMT_TORCH_CASES)
+CASE_BUILDERS.update(dict.fromkeys(CMT_CASES, "cmt.CMT"))
+CASE_BUILDERS.update(dict.fromkeys(CMT_TORCH_CASES, "cmt.CMT_torch"))
+
+
+def cmt_probes(kwargs: dict) -> list[str]:
+    names = ["stem_3_bn"]
+    names += [f"stack{i + 1}_block{n}_ffn_output" for i, n in enumerate(kwargs["num_blocks"])]
+    return names + (["features_bn"] if kwargs["output_num_features"] > 0 else [])
+
+
+def cmt_torch_probes(kwargs: dict) -> list[str]:
+    names = [
+        f"stack{i + 1}_block{j + 1}_ffn_output"
+        for i, n in enumerate(kwargs["num_blocks"])
+        for j in range(n)
+    ]
+    return names + (["features_swish"] if kwargs["output_num_features"] > 0 else [])
+
+
+CASE_PROBES.update(dict.fromkeys(CMT_CASES, cmt_probes))
+CASE_PROBES.update(dict.fromkeys(CMT_TORCH_CASES, cmt_torch_probes))
+
 
 def kecam_builder(builder: str):
     """kecam's function ``"module.Builder"`` (kecam imported already)."""
