@@ -213,6 +213,23 @@ def test_token_label_decoding_combines_the_two_outputs():
     assert decoded == imagenet.decode_predictions(probs, top=3)
 
 
+def test_predict_and_evaluate_rank_the_combined_score():
+    """``single_output`` (``predict``, ``evaluate``): kecam's combined token-label score, one
+    output, the same arrays; a model without the token-label head is itself."""
+    from mlx_attention.models._glue import single_output
+
+    entry = INDEX["uniformer_35x45"]
+    plain = fixture_model("uniformer_35x45")
+    assert single_output(plain) is plain
+    model = models.uniformer.Uniformer(**entry["kwargs"], token_label_top=True)
+    one = single_output(model)
+    x = mx.array(fixture_arrays("uniformer_35x45")["input"])
+    assert np.array_equal(np.array(one(x)), np.array(combine_token_label(model(x))))
+    assert one.count_params() == model.count_params()
+    assert one.pretrained_cfg["classifier_activation"] == "softmax"
+    assert isinstance(model(x), tuple)  # the original keeps kecam's two outputs
+
+
 def test_token_label_top_counts_kecams_parameters():
     """The aux head is one Dense of kecam's (``num_classes=0``: no head at all, as kecam)."""
     base = models.UniformerSmall32(input_shape=(64, 64, 3))

@@ -320,7 +320,11 @@ class ConvBNStem(KerasModule):
 def single_output(model):
     """The model with one output: kecam's ``switch_to_deploy()`` (the distillation head fused
     into the head, as kecam deploys LeViT and EfficientViT-M) where the model has two, else the
-    model itself. For ``predict`` and ``evaluate``, which rank one score per class."""
+    model itself; a model with kecam's own combination of its outputs (UniFormer's token
+    labels) through its ``combined()``. For ``predict`` and ``evaluate``, which rank one score
+    per class."""
     if getattr(getattr(model, "head", None), "distill_names", None):
         return model.switch_to_deploy()
+    if getattr(type(model), "combined", None) is not None:
+        return model.combined()
     return model

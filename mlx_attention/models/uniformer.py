@@ -16,6 +16,7 @@ is a known optional head of the release files, not a foreign weight.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import mlx.core as mx
@@ -373,6 +374,21 @@ class UniformerModel(ImageClassifier):
             outputs[name] = value.reshape(value.shape[0], -1, value.shape[-1])
         return outputs
 
+    def combined(self) -> UniformerModel:
+        """The model with one output, for ``predict`` and ``evaluate``: with
+        ``token_label_top``, a new model (sharing this one's arrays) whose output is kecam's
+        decoding score ``softmax(class + 0.5 * max over tokens)`` (``combine_token_label``);
+        otherwise the model itself."""
+        if not self.token_label_top:
+            return self
+        one = copy.copy(self)
+        one.head = CombinedTokenLabelHead(self.head)
+        one.token_label_top = False
+        object.__setattr__(
+            one, "pretrained_cfg", {**self.pretrained_cfg, "classifier_activation": "softmax"}
+        )
+        return one
+
     def decode_predictions(self, preds, top: int = 5):
         """kecam's ``model.decode_predictions``; with ``token_label_top`` kecam's
         ``token_label_imagenet_decode_predictions``: ``softmax(preds[0] + 0.5 * max over tokens
@@ -380,6 +396,32 @@ class UniformerModel(ImageClassifier):
         if self.token_label_top:
             preds = combine_token_label(preds)
         return super().decode_predictions(preds, top=top)
+
+
+class CombinedTokenLabelHead(KerasModule):
+    """A ``TokenLabelHead`` whose two outputs are combined as kecam's decoding does
+    (``combine_token_label``); the same Keras layers.
+
+    Shape:
+        ``[B, H, W, dims] -> [B, num_classes]``
+    """
+
+    def __init__(self, head: TokenLabelHead):
+        super().__init__("")
+        self.head = head
+        self.num_classes, self.num_features = head.num_classes, head.num_features
+
+    @property
+    def predictions(self) -> nn.Linear | None:
+        return self.head.predictions
+
+    @property
+    def features(self) -> list | None:
+        return self.head.features
+
+    def __call__(self, x: mx.array) -> mx.array:
+        out = self.head(x)
+        return combine_token_label(out) if isinstance(out, tuple) else out
 
 
 def combine_token_label(preds, classifier_activation: str | None = "softmax") -> mx.array:
@@ -461,7 +503,7 @@ Uniformer, constructors = register_family(FAMILY, MODELS, CONSTRUCTOR_ARGS)
 globals().update(constructors)
 
 __all__ = [
-    "AUX_HEAD", "MODELS", "PRETRAINED_DICT", "TokenLabelHead", "Uniformer",
-    "UniformerAttnBlock", "UniformerConvBlock", "UniformerModel", "combine_token_label",
-    *constructors,
+    "AUX_HEAD", "MODELS", "PRETRAINED_DICT", "CombinedTokenLabelHead", "TokenLabelHead",
+    "Uniformer", "UniformerAttnBlock", "UniformerConvBlock", "UniformerModel",
+    "combine_token_label", *constructors,
 ]  # fmt: skip
