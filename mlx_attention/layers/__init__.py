@@ -20,6 +20,11 @@ from .common import (
     SqueezeExcite,
 )
 from .keras_mha import KerasMultiHeadAttention
+from .factor_attention import (
+    CoaTConvPositionalEncoding,
+    CoaTConvRelativePositionalEncoding,
+    FactorAttention,
+)
 from .local import (
     CotAttention,
     HaloAttention,
@@ -73,6 +78,8 @@ __all__ = [
     "ChannelSelfAttention",
     "ClassToken",
     "CoAtNetAttention",
+    "CoaTConvPositionalEncoding",
+    "CoaTConvRelativePositionalEncoding",
     "Conv2dNoBias",
     "ConvPositionalEncoding",
     "ConvRelativePositionalEncoding",
@@ -82,6 +89,7 @@ __all__ = [
     "DropBlock",
     "EcaModule",
     "ExpLogitScale",
+    "FactorAttention",
     "GroupNorm",
     "KerasLayer",
     "KerasLayouts",
