@@ -187,7 +187,8 @@ class TokenLabelHead(ClassifierHead):
     """kecam's head with ``token_label_top``: ``output_block`` without activation (class
     logits) and ``Dense(num_classes, name="aux_head")`` on every token of the map, reshaped to
     ``[B, H * W, num_classes]``; the model returns both. With ``mix_token`` kecam appends its
-    token-mixup ``lam`` to the class logits, 1 at inference (no mixed area).
+    token-mixup ``lam`` to the class logits, 1 at inference (no mixed area); the random
+    mixup of kecam's training phase is not reproduced (``train()`` mode computes the same).
 
     Args:
         dims: channels of the feature map.
