@@ -162,6 +162,17 @@ def test_too_small_an_input_raises(name, shape, message):
         models.create_model(name, input_shape=shape)
 
 
+def test_stages_are_kecams_zip_of_the_lists():
+    """kecam zips num_blocks, out_channels, num_heads and sr_ratios: the default four heads
+    make four stages of a five-entry num_blocks (kecam: 11,209 parameters here, measured)."""
+    model = models.cmt.CMT(
+        num_blocks=[1] * 5, out_channels=[8] * 5, stem_width=8, input_shape=(64, 64, 3),
+        num_classes=10, output_num_features=0,
+    )  # fmt: skip
+    assert [b.name for b in _blocks(model)] == [f"stack{i}_block1_" for i in range(1, 5)]
+    assert model.count_params() == 11209
+
+
 def test_a_map_too_small_to_downsample_raises():
     kwargs = {**INDEX[PLAIN]["kwargs"], "input_shape": [5, 5, 3], "sr_ratios": [1, 1]}
     kwargs.update(num_blocks=[1, 1], out_channels=[8, 8], num_heads=[2, 2])

@@ -158,9 +158,9 @@ class CMTBlock(KerasModule):
 
     def __init__(
         self, input_shape: tuple[int, int, int], *, num_heads: int = 4, sr_ratio: int = 1,
-        expansion: float = 4, qkv_bias: bool = False, pos_emb: BiasPositionalEmbedding | None =
-        None, attn_use_bn: bool = False, attn_out_bias: bool = False, activation: str = "gelu",
-        drop_rate: float = 0, name: str,
+        expansion: float = 4, qkv_bias: bool = False,
+        pos_emb: BiasPositionalEmbedding | None = None, attn_use_bn: bool = False,
+        attn_out_bias: bool = False, activation: str = "gelu", drop_rate: float = 0, name: str,
     ):  # fmt: skip
         super().__init__(name)
         self.lpu = attention_layers.depthwise_conv2d_no_bias(
@@ -213,7 +213,10 @@ class CMTModel(ImageClassifier):
     """kecam's ``CMT`` model: ``CMTStem``, four stages (a 2x2 stride-2 conv with bias and LN,
     then ``CMTBlock``s; with ``use_block_pos_emb`` one ``BiasPositionalEmbedding``
     ``stack{i}_pos_emb`` shared by the stage's blocks), the ``features_`` conv + BatchNorm, and
-    kecam's pooling + ``predictions``. Arguments are those of :func:`CMT`.
+    kecam's pooling + ``predictions``. Arguments are those of :func:`CMT`. As kecam's, the
+    stages are ``zip(num_blocks, out_channels, num_heads, sr_ratios)``: the shortest list
+    sets their number (the default four heads and ratios build four stages of longer
+    ``num_blocks``), while the drop-path schedule counts every entry of ``num_blocks``.
 
     Shape:
         ``[B, H, W, 3] -> [B, num_classes]``; ``forward_features``: ``[B, h, w, F]`` with
@@ -231,14 +234,6 @@ class CMTModel(ImageClassifier):
     ):  # fmt: skip
         input_shape = channels_last(input_shape)
         super().__init__(input_shape)
-        stages = len(num_blocks)
-        if not stages == len(out_channels) <= min(len(num_heads), len(sr_ratios)):
-            # kecam zips them: extra heads or ratios are unused, fewer drop stages silently
-            raise ValueError(
-                f"num_blocks={list(num_blocks)} and out_channels={list(out_channels)} must have "
-                f"one entry per stage, num_heads={list(num_heads)} and "
-                f"sr_ratios={list(sr_ratios)} at least as many"
-            )
         stem = CMTStem(input_shape, stem_width, activation=activation)
         self.add(stem, stem.output_name)
         (height, width, channels) = stem.output_shape
