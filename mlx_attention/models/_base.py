@@ -14,6 +14,13 @@ from ..layers import KerasModule
 from ._glue import ClassifierHead
 
 
+def _output_shape(y) -> tuple | list:
+    """Keras's output shape, ``(None, ...)``, or a list of them for several outputs."""
+    if isinstance(y, (tuple, list)):
+        return [_output_shape(v) for v in y]
+    return (None, *y.shape[1:])
+
+
 def _param_count(module: nn.Module) -> int:
     return sum(v.size for _, v in tree_flatten(module.parameters()))
 
@@ -132,12 +139,11 @@ class ImageClassifier(KerasModule):
         rows = [("input", "Input", (None, *self.input_shape), 0)]
         for layer, name in zip(self.layers, self.output_names):
             x = layer(x)
-            rows.append((name, type(layer).__name__, (None, *x.shape[1:]), _param_count(layer)))
+            rows.append((name, type(layer).__name__, _output_shape(x), _param_count(layer)))
         if self.head.predictions is not None or self.head.features is not None:
             x = self.head(x)
-            rows.append(
-                ("predictions", "ClassifierHead", (None, *x.shape[1:]), _param_count(self.head))
-            )
+            rows.append(("predictions", type(self.head).__name__, _output_shape(x),
+                         _param_count(self.head)))  # fmt: skip
         widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
         name = self.pretrained_cfg.get("name", type(self).__name__)
         lines = [f'Model: "{name}"', "-" * (sum(widths) + 24)]
