@@ -396,6 +396,173 @@ def cmt_torch_probes(kwargs: dict) -> list[str]:
 CASE_PROBES.update(dict.fromkeys(CMT_CASES, cmt_probes))
 CASE_PROBES.update(dict.fromkeys(CMT_TORCH_CASES, cmt_torch_probes))
 
+# --- CoaT (coat.CoaT): probes are stage 1's patch_ln, each stage's last block (or class token),
+# the last parallel block's branches, the head's norms (and `aggregate`) and `features` (what
+# `predictions` reads: kecam's num_classes=0 output, an unnamed slice there). A kecam file costs
+# ~8 kB per Keras layer, a parallel block alone has 18: two cases.
+COAT_CASES = {
+    # parallel: four stages without serial blocks at 9x11, 4x5, 2x2 and 1x1 (36x44 in 4x4
+    # patches, then 2x2 VALID patches that floor); one parallel block resamples 4x5 <-> 2x2 <->
+    # 1x1 both ways (TF's bilinear); one head group of kernel 3; save_weights
+    "coat_parallel_36x44": ("1.4.3", "weights", {
+        "serial_depths": [0, 0, 0, 0], "embed_dims": [8, 16, 16, 16], "mlp_ratios": [2, 2, 2, 1],
+        "parallel_depth": 1, "head_splits": [8], "head_kernel_size": [3],
+        "input_shape": [36, 44, 3], "num_classes": 10,
+    }),
+    # a kecam 1.3.1 file (cpe_1, crpe_1: the positional encodings as kecam layers), Lite: one
+    # stage at 27x39, whose 4x4 VALID patches drop 3 rows and 3 columns (6x9), two blocks
+    # sharing the stage's encodings (head splits [2, 3, 3], kernels [3, 5, 7]); model.save
+    "coat131_27x39": ("1.3.1", "model", {
+        "serial_depths": [2], "embed_dims": [16], "mlp_ratios": [2], "input_shape": [27, 39, 3],
+        "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(COAT_CASES)
+CASE_BUILDERS.update(dict.fromkeys(COAT_CASES, "coat.CoaT"))
+
+
+def coat_probes(kwargs: dict) -> list[str]:
+    names = ["serial1_patch_ln"]
+    for i, depth in enumerate(kwargs["serial_depths"]):
+        names.append(f"serial{i + 1}_" + (f"block{depth}_output" if depth else "class_token"))
+    parallel = kwargs.get("parallel_depth", 0)
+    if parallel:
+        names += [f"parallel{parallel}_{k}_output" for k in (2, 3, 4)]
+        names += ["out_1_ln", "out_2_ln", "out_3_ln", "aggregate"]
+    else:
+        names.append("out_ln")
+    return names + ["features"]
+
+
+CASE_PROBES.update(dict.fromkeys(COAT_CASES, coat_probes))
+
+
+def probe_output(model, name: str):
+    """A probe's Keras tensor: the layer's output; ``"features"`` is what ``predictions``
+    reads (kecam's ``num_classes=0`` output, where an unnamed slice makes it)."""
+    if name == "features":
+        return model.get_layer("predictions").input
+    return model.get_layer(name).output
+
+
+# --- EfficientViT-B / -L (efficientvit.efficientvit_b.EfficientViT_B, also in L's form): probes
+# are `stem_MB_output`, each stage's last block (a transform stage's also its last lite_mhsa,
+# `..._attn_out_bn`) and the features_ activation where there is one (the last probe is
+# forward_features).
+EFFICIENTVIT_B_CASES = {
+    # L's form (fused first stages, GELU) at 21x29: the fused stem MBConv (two 3x3 convs) at
+    # 11x15, a fused stride-2 stage (2x expand) to 6x8, an empty second stage, a transform
+    # third stage (biased convs, no BatchNorm: kecam's fewer_norm) at 3x4 with lite_mhsa (2
+    # heads of 8, sr_ratio 5 over 3 rows), features_ and pre_predictions; save_weights. (The
+    # tool gives kecam's EfficientViT_L no classifier_activation: it takes it by **kwargs.)
+    "efficientvit_b_21x29_fused": ("1.4.3", "weights", {
+        "num_blocks": [1, 0, 2, 0], "out_channels": [8, 8, 16, 16], "stem_width": 8,
+        "block_types": ["conv", "conv", "transform", "transform"],
+        "expansions": [2, 1, [2, 1.5], 1], "is_fused": [True, True, False, False],
+        "head_dimension": 8, "output_filters": [24, 16], "activation": "gelu",
+        "input_shape": [21, 29, 3], "num_classes": 10,
+    }),
+    # B (unfused, hard_swish) at 20x20: the depthwise stem MBConv, a stride-2 stage with a
+    # 3x expand and BatchNorms, no features_ (output_filters 0: forward_features is the last
+    # block, no pre_predictions); model.save
+    "efficientvit_b_20": ("1.4.3", "model", {
+        "num_blocks": [1], "out_channels": [12], "stem_width": 8, "block_types": ["conv"],
+        "expansions": 3, "output_filters": 0, "activation": "hard_swish",
+        "input_shape": [20, 20, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(EFFICIENTVIT_B_CASES)
+CASE_BUILDERS.update(
+    dict.fromkeys(EFFICIENTVIT_B_CASES, "efficientvit.efficientvit_b.EfficientViT_B")
+)
+
+
+def efficientvit_b_probes(kwargs: dict) -> list[str]:
+    names = ["stem_MB_output"]
+    for i, (n, kind) in enumerate(zip(kwargs["num_blocks"], kwargs["block_types"])):
+        if n:
+            names += [f"stack_{i + 1}_block_{n}_attn_out_bn"] if kind[0] != "c" and n > 1 else []
+            names.append(f"stack_{i + 1}_block_{n}_{'downsample_' if n == 1 else ''}output")
+    filters = kwargs["output_filters"]
+    if (filters[0] if isinstance(filters, (list, tuple)) else filters) > 0:
+        names.append(f"features_{kwargs['activation']}")
+    return names
+
+
+CASE_PROBES.update(dict.fromkeys(EFFICIENTVIT_B_CASES, efficientvit_b_probes))
+
+# kecam's lite_mhsa alone (tests/test_models_efficientvit_b.py), one set of weights at several
+# input sizes (none of its weights depends on them), with the options no model passes: biases,
+# out_shape, sr_ratio 3, key_dim 0 (C // heads). Written by
+#   python -c "import make_model_fixtures as t; t.write_lite_mhsa_fixture()"   (in tools/)
+LITE_MHSA = {
+    "kwargs": {"num_heads": 2, "key_dim": 0, "sr_ratio": 3, "qkv_bias": True, "out_shape": 10,
+               "out_bias": True, "name": "attn_"},
+    "channels": 12, "sizes": [[5, 5], [4, 7], [5, 3], [1, 1]],
+}  # fmt: skip
+
+
+def write_lite_mhsa_fixture(folder: Path = FIXTURES) -> None:
+    """``efficientvit_b_lite_mhsa.h5`` (save_weights at the first size) and ``.npz``: the
+    arguments (``kwargs``, JSON), and per size ``HxW`` two normal inputs and kecam's outputs."""
+    tf, _ = import_kecam()
+    from keras_cv_attention_models.efficientvit import efficientvit_b
+
+    rng = np.random.default_rng(zlib.crc32(b"lite_mhsa"))
+    tf.keras.utils.set_random_seed(zlib.crc32(b"lite_mhsa"))
+    arrays, weights = {"kwargs": np.array(json.dumps(LITE_MHSA["kwargs"]))}, None
+    for height, width in LITE_MHSA["sizes"]:
+        inputs = tf.keras.Input((height, width, LITE_MHSA["channels"]))
+        model = tf.keras.Model(inputs, efficientvit_b.lite_mhsa(inputs, **LITE_MHSA["kwargs"]))
+        if weights is None:
+            randomize(model, rng)
+            model.save_weights(str(folder / "efficientvit_b_lite_mhsa.h5"))
+            weights = model.get_weights()
+        model.set_weights(weights)
+        x = rng.normal(size=(2, height, width, LITE_MHSA["channels"])).astype(np.float32)
+        arrays[f"input/{height}x{width}"] = x
+        arrays[f"output/{height}x{width}"] = np.asarray(model(x, training=False))
+        tf.keras.backend.clear_session()
+    np.savez_compressed(folder / "efficientvit_b_lite_mhsa.npz", **arrays)
+
+
+# --- UniFormer (uniformer.Uniformer): a convolutional and a self-attention stage; probes are
+# the stem's output, each stage's last block (an attention block's `..._2_output` is kecam's
+# [B, H * W, C] token form) and `post_bn` (forward_features). kecam's two-output token-label
+# model is checked live (tests/test_models_uniformer.py).
+UNIFORMER_CASES = {
+    # 35x45: the VALID 4x4 stem floors to 8x11, the 2x2 downsample to 4x5; a conv stage, then
+    # an attention stage of 2 heads over 20 tokens; model.save (kecam's release layout)
+    "uniformer_35x45": ("1.4.3", "model", {
+        "num_blocks": [1, 1], "out_channels": [8, 16], "head_dimension": 8,
+        "block_types": ["conv", "transform"], "input_shape": [35, 45, 3], "num_classes": 10,
+    }),
+    # the conv stem of the SmallPlus models at 29x39: two padded 3x3 stride-2 convs to 8x10,
+    # an attention stage first (3 heads, no qkv bias, layer scale, mlp_ratio 3), then a stage
+    # of only its 3x3 stride-2 conv + BN downsample (4x5); save_weights
+    "uniformer_conv_stem_29x39": ("1.4.3", "weights", {
+        "num_blocks": [1, 0], "out_channels": [12, 16], "head_dimension": 4,
+        "block_types": ["transform", "conv"], "use_conv_stem": True, "qkv_bias": False,
+        "layer_scale": 0.5, "mlp_ratio": 3, "input_shape": [29, 39, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(UNIFORMER_CASES)
+CASE_BUILDERS.update(dict.fromkeys(UNIFORMER_CASES, "uniformer.Uniformer"))
+
+
+def uniformer_probes(kwargs: dict) -> list[str]:
+    norm = "bn" if kwargs.get("use_conv_stem") else "ln"
+    names = ["stem_2_bn" if norm == "bn" else "stem_ln"]
+    for i, blocks in enumerate(kwargs["num_blocks"]):  # a stage without blocks: its downsample
+        names.append(
+            f"stack{i + 1}_block{blocks}_2_output" if blocks else f"stack{i + 1}_downsample_{norm}"
+        )
+    return names + ["post_bn"]
+
+
+CASE_PROBES.update(dict.fromkeys(UNIFORMER_CASES, uniformer_probes))
+
+
 
 def kecam_builder(builder: str):
     """kecam's function ``"module.Builder"`` (kecam imported already)."""
@@ -460,7 +627,7 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
     x = make_inputs(kwargs["input_shape"], rng)
     probes_of = CASE_PROBES.get(case_id)
     names = probes_of(kwargs) if probes_of else probe_names(kwargs, kecam_version())
-    probes = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    probes = tf.keras.Model(model.inputs, [probe_output(model, n) for n in names])
     arrays = {"input": x.astype(np.float16), "logits": np.asarray(model(x, training=False))}
     softmax = build(**kwargs, classifier_activation="softmax", pretrained=None)  # LeViT: None
     softmax.set_weights(model.get_weights())
