@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten
 
 from .. import attention_layers
 from ..layers import KerasModule
+from ..layers.base import ModuleTree
 from ._glue import ClassifierHead
 
 
@@ -22,7 +22,9 @@ def _output_shape(y) -> tuple | list:
 
 
 def _param_count(module: nn.Module) -> int:
-    return sum(v.size for _, v in tree_flatten(module.parameters()))
+    """Every weight once, as kecam's ``count_params``: a module several blocks share (a stage's
+    positional table) counts once."""
+    return sum(v.size for v in ModuleTree.of(module).parameters.values())
 
 
 class ImageClassifier(KerasModule):

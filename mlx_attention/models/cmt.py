@@ -20,7 +20,6 @@ import mlx.core as mx
 
 from .. import attention_layers
 from ..layers import BiasPositionalEmbedding, KerasModule
-from ..layers.base import ModuleTree
 from ._base import ImageClassifier, channels_last
 from ._glue import ClassifierHead, conv_output_size
 from ._registry import LOAD_ARGS, Family, ModelSpec, register_family
@@ -294,11 +293,6 @@ class CMTModel(ImageClassifier):
                 classifier_activation=classifier_activation,
             )  # fmt: skip
         )
-
-    def count_params(self) -> int:
-        """Every weight once, as kecam's ``count_params``: a stage's shared positional table
-        counts once, not once per block."""
-        return sum(v.size for v in ModuleTree.of(self).parameters.values())
 
 
 def _build(
