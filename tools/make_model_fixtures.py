@@ -563,6 +563,30 @@ def uniformer_probes(kwargs: dict) -> list[str]:
 CASE_PROBES.update(dict.fromkeys(UNIFORMER_CASES, uniformer_probes))
 
 
+# --- VOLO (volo.VOLO): kecam's VOLO returns logits and takes no classifier_activation (so the
+# case has no "probs"); probes are the stem's patch conv, each stage's last block, the positional
+# embedding and the MHSA stage's last block (forward_features: before the class token). One case
+# (a kecam file is ~4 kB a variable; save_weights and the options are checked live).
+VOLO_CASES = {
+    # 31x55: stem 16x28, 4x4 patches -> 4x7 (outlook: grid 2x4, its pool SAME on the odd width),
+    # downsample to 2x3 (MHSA over 6 positions), one class block over 7 tokens; model.save
+    "volo_31x55": ("1.4.3", "model", {
+        "num_blocks": [1, 1], "embed_dims": [16, 32], "num_heads": [2, 4], "mlp_ratios": [2, 2],
+        "stem_hidden_dim": 8, "classfiers": 1, "input_shape": [31, 55, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(VOLO_CASES)
+CASE_BUILDERS.update(dict.fromkeys(VOLO_CASES, "volo.VOLO"))
+
+
+def volo_probes(kwargs: dict) -> list[str]:
+    outlook, mhsa = kwargs["num_blocks"][:2]
+    names = ["stem_patch_conv"] + ([f"outlook_block{outlook - 1}_output"] if outlook else [])
+    return names + ["positional_embedding"] + ([f"MHSA_block{mhsa - 1}_output"] if mhsa else [])
+
+
+CASE_PROBES.update(dict.fromkeys(VOLO_CASES, volo_probes))
+
 
 def kecam_builder(builder: str):
     """kecam's function ``"module.Builder"`` (kecam imported already)."""
@@ -570,6 +594,13 @@ def kecam_builder(builder: str):
 
     module, name = builder.rsplit(".", 1)
     return getattr(importlib.import_module(f"keras_cv_attention_models.{module}"), name)
+
+
+def takes_activation(build) -> bool:
+    """Whether kecam's builder takes ``classifier_activation`` (VOLO's returns logits)."""
+    import inspect
+
+    return "classifier_activation" in inspect.signature(build).parameters
 
 
 def import_kecam():
@@ -620,7 +651,9 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
     rng = np.random.default_rng(seed)
     builder = CASE_BUILDERS.get(case_id, "nat.NAT")
     build = kecam_builder(builder)
-    model = build(**kwargs, classifier_activation=None, pretrained=None)
+    # a builder without classifier_activation (VOLO) returns logits only: no "probs" then
+    head = {"classifier_activation": None} if takes_activation(build) else {}
+    model = build(**kwargs, **head, pretrained=None)
     randomize(model, rng)
     weights = folder / f"{case_id}.h5"
     (model.save if save == "model" else model.save_weights)(str(weights))
@@ -629,9 +662,10 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
     names = probes_of(kwargs) if probes_of else probe_names(kwargs, kecam_version())
     probes = tf.keras.Model(model.inputs, [probe_output(model, n) for n in names])
     arrays = {"input": x.astype(np.float16), "logits": np.asarray(model(x, training=False))}
-    softmax = build(**kwargs, classifier_activation="softmax", pretrained=None)  # LeViT: None
-    softmax.set_weights(model.get_weights())
-    arrays["probs"] = np.asarray(softmax(x, training=False))
+    if head:
+        softmax = build(**kwargs, classifier_activation="softmax", pretrained=None)  # LeViT: None
+        softmax.set_weights(model.get_weights())
+        arrays["probs"] = np.asarray(softmax(x, training=False))
     # stored under 1.4.3's names (the names of our model's intermediates)
     stored = probes_of(kwargs) if probes_of else probe_names(kwargs)
     for name, value in zip(stored, probes(x, training=False)):
