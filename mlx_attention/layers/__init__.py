@@ -25,6 +25,7 @@ from .factor_attention import (
     CoaTConvRelativePositionalEncoding,
     FactorAttention,
 )
+from .lite_mhsa import LiteMHSA
 from .local import (
     CotAttention,
     HaloAttention,
@@ -99,6 +100,7 @@ __all__ = [
     "LeViTAttention",
     "LeViTStridedAttention",
     "LightMHSA",
+    "LiteMHSA",
     "MlpBlock",
     "MlpPairwisePositionalEmbedding",
     "MultiHeadPositionalEmbedding",
