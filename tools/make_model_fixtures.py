@@ -275,6 +275,41 @@ def beit_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys(BEIT_CASES, beit_probes))
 
+# --- CoAtNet (coatnet.CoAtNet): MBConv stages ("c...") and transformer stages (MHSA + FFN);
+# probes are each stage's last block output (the last is forward_features).
+COATNET_CASES = {
+    # 25x37: stem 13x19, an MBConv strided on the depthwise conv (the shortcut's TF-SAME max
+    # pool pads the bottom and the right), a strided transformer at 7x10 -> 4x5 (the
+    # attention's and the shortcut's max pools pad the bottom; a non-square table);
+    # save_weights
+    "coatnet_25x37": ("1.4.3", "weights", {
+        "num_blocks": [1, 1], "out_channels": [16, 24], "stem_width": 8,
+        "block_types": ["conv", "transform"], "expansion": 2, "se_ratio": 0,
+        "head_dimension": 8, "input_shape": [25, 37, 3], "num_classes": 10,
+    }),
+    # 33x27: bn_act_first (conv biases, activation before each BN), the stride on the expand
+    # conv (use_dw_strides=False), a per-block se_ratio, a stride-3 transformer stage
+    # (MaxPool2D(2, 3) before the attention, 9x7 -> 3x3), swish; model.save
+    "coatnet_33x27_act_first": ("1.4.3", "model", {
+        "num_blocks": [1, 1], "out_channels": [16, 16], "stem_width": 8,
+        "block_types": ["conv", "t"], "strides": [2, 3], "se_ratio": [[0.5], 0],
+        "expansion": 2, "head_dimension": 8, "use_dw_strides": False, "bn_act_first": True,
+        "activation": "swish", "input_shape": [33, 27, 3], "num_classes": 10,
+    }),
+}  # fmt: skip
+CASES.update(COATNET_CASES)
+CASE_BUILDERS.update(dict.fromkeys(COATNET_CASES, "coatnet.CoAtNet"))
+
+
+def coatnet_probes(kwargs: dict) -> list[str]:
+    names = []
+    for i, (n, kind) in enumerate(zip(kwargs["num_blocks"], kwargs["block_types"])):
+        names.append(f"stack_{i + 1}_block_{n}_" + ("output" if kind[0] == "c" else "ffn_output"))
+    return names
+
+
+CASE_PROBES.update(dict.fromkeys(COATNET_CASES, coatnet_probes))
+
 # --- EdgeNeXt (edgenext.EdgeNeXt): conv encoders, then STDA blocks at the end of a stage; probes
 # are `stem_ln` and each stage's last block (the last is forward_features: kecam's num_classes=0
 # map, before the head's avg_pool and pre_output_ln).

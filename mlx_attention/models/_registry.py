@@ -68,6 +68,8 @@ class ModelSpec:
         tag_popped: ``kwargs.pop`` defaults that kecam sets for one ``pretrained`` tag
             (``{tag: {name: default}}``: swin v2's 22k files fine-tuned from window 12 take
             ``pos_scale=[12, 12, 12, 6]``); recorded in the model's config.
+        pretrained_arg: whether kecam's constructor has a ``pretrained`` argument; ``False``:
+            ``pretrained`` reaches the builder through ``**kwargs`` (CoAtNetT, CoAtNet1-7).
     """
 
     name: str
@@ -78,6 +80,7 @@ class ModelSpec:
     kecam_pretrained: str | None = "imagenet"
     arg_defaults: Mapping[str, Any] = field(default_factory=dict)
     tag_popped: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pretrained_arg: bool = True
 
 
 def _jsonable(value: Any) -> Any:
@@ -106,7 +109,10 @@ class ModelEntry:
         bound = self.signature.bind(*args, **kwargs)
         given = dict(bound.arguments)
         if self.spec is not None:
-            given.update(self._check_extra(given.pop("kwargs", {})))
+            extra = dict(given.pop("kwargs", {}))
+            if not self.spec.pretrained_arg and "pretrained" in extra:
+                given["pretrained"] = extra.pop("pretrained")
+            given.update(self._check_extra(extra))
         load = {k: given.pop(k, default) for k, default in LOAD_ARGS}
         pretrained = given.pop("pretrained", None)
         if self.spec is not None and isinstance(pretrained, str):
@@ -222,7 +228,7 @@ def register_family(
         # `pretrained` follows the explicit arguments unless they place it (kecam's BotNet50
         # and ResNest50 take `strides` / `groups` after it)
         args = constructor_args
-        if all(k != "pretrained" for k, _ in args):
+        if spec.pretrained_arg and all(k != "pretrained" for k, _ in args):
             args = (*args, ("pretrained", None))
         params = [
             _parameter(k, spec.input_shape if k == "input_shape" else spec.arg_defaults.get(k, v))
