@@ -21,7 +21,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from cases import signature_rows
-from helpers import assert_matches
+from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
 from mlx_attention import attention_layers, models
@@ -169,6 +169,12 @@ def test_family_builder_signature_is_kecams():
     )
 
 
+def test_an_input_too_small_for_the_patches_is_refused():
+    """12x40: grids 3x10, then 1x5, where stage 4's 2x2 patch does not fit (kecam cannot build)."""
+    with pytest.raises(ValueError, match=r"kernel_size=\(2, 2\).*larger than the 1x5 input"):
+        models.CoaTLiteTiny(input_shape=(12, 40, 3))
+
+
 def test_parallel_stages_must_share_one_width():
     with pytest.raises(ValueError, match="need one width"):
         models.coat.CoaT(embed_dims=[8, 16, 24, 16], parallel_depth=1, input_shape=(64, 64, 3))
@@ -184,6 +190,19 @@ def test_out_features_returns_the_stages_patch_tokens():
     outs = model(mx.array(arrays["input"]))
     assert [o.shape for o in outs] == [(3, 20, 16), (3, 1, 16)]
     assert_matches(outs[0], arrays["probe/parallel1_2_output"][:, 1:])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_num_classes_zero_returns_the_features(case):
+    """kecam's ``num_classes=0`` model returns the tensor its ``predictions`` reads: the
+    fixtures' ``features`` probe."""
+    entry = INDEX[case]
+    model = models.coat.CoaT(
+        **{**entry["kwargs"], "num_classes": 0}, pretrained=str(FIXTURES / entry["weights"]),
+        strict=False,
+    )  # fmt: skip
+    arrays = fixture_arrays(case)
+    assert_matches(model(mx.array(arrays["input"])), arrays["probe/features"])
 
 
 def test_a_file_of_another_model_is_refused():
@@ -234,3 +253,5 @@ def test_real_coat_matches_kecam(kecam_live, tmp_path, name, shape, save):
         name, pretrained=str(run.path), input_shape=shape, classifier_activation=None
     )
     live.assert_live(model, run, features=features, label=name)
+    error = max_error(model.forward_features(mx.array(run.x)), run.outputs[features])
+    print(f"{name} features: {error:.2g} (max |kecam| {np.abs(run.outputs[features]).max():.2g})")

@@ -114,7 +114,7 @@ class CoaTBlock(KerasModule):
 
     def __init__(
         self, dims: int, height: int, width: int, *, cpe: nn.Module | None,
-        crpe: ConvRelativePositionalEncoding | None, num_heads: int, mlp_ratio: int,
+        crpe: ConvRelativePositionalEncoding | None, num_heads: int, mlp_ratio: float,
         activation: str, head_splits: Sequence[int], head_kernel_size: Sequence[int], name: str,
     ):  # fmt: skip
         super().__init__(name)
@@ -136,7 +136,7 @@ class CoaTBlock(KerasModule):
             head_kernel_size=head_kernel_size, name=self.sub("factoratt_crpe_"),
         )  # fmt: skip
         self.norm2 = attention_layers.layer_norm(shape, name=self.sub("norm2"))
-        hidden = dims * mlp_ratio
+        hidden = int(dims * mlp_ratio)  # Keras's Dense truncates a float width
         self.mlp_dense_0 = nn.Linear(dims, hidden)
         self.mlp_act = Activation(activation, dims=hidden, name=self.sub("mlp_"))
         self.mlp_dense_1 = nn.Linear(hidden, dims)
@@ -189,9 +189,8 @@ class CoaTSerialStage(KerasModule):
     def __init__(
         self, input_shape: tuple[int, int, int], embed_dim: int, *, stage: int, depth: int,
         patch_size: int, use_shared_cpe: bool, use_shared_crpe: bool, shared_used: bool,
-        num_heads: int,
-        mlp_ratio: int, head_splits: Sequence[int], head_kernel_size: Sequence[int],
-        activation: str,
+        num_heads: int, mlp_ratio: float, head_splits: Sequence[int],
+        head_kernel_size: Sequence[int], activation: str,
     ):  # fmt: skip
         super().__init__(f"serial{stage}_")
         height, width, channels = input_shape
@@ -202,11 +201,6 @@ class CoaTSerialStage(KerasModule):
         )  # fmt: skip
         self.height, self.width = conv_output_size(self.patch, height, width)
         self.dims = embed_dim
-        if self.height < 1 or self.width < 1:
-            raise ValueError(
-                f"input_shape: stage {stage}'s {height} x {width} grid is smaller than its "
-                f"{patch_size} x {patch_size} patch (kecam's patch conv returns nothing)"
-            )
         tokens = self.height * self.width
         self.patch_ln = attention_layers.layer_norm((tokens, embed_dim), name=self.sub("patch_"))
         self.class_token = ClassToken(embed_dim, name=self.sub("class_token"))
@@ -216,26 +210,17 @@ class CoaTSerialStage(KerasModule):
                 "(kecam reshapes the attention's channels into heads)"
             )
         grid = (self.height, self.width)
-        self.cpe = (
-            CoaTConvPositionalEncoding(
+        splits = {"head_splits": head_splits, "head_kernel_size": head_kernel_size}
+        self.cpe, self.crpe = None, None
+        if use_shared_cpe and shared_used:
+            self.cpe = CoaTConvPositionalEncoding(
                 embed_dim, *grid, name=f"cpe{stage}_", legacy_name=f"cpe_{stage}"
             )
-            if use_shared_cpe and shared_used
-            else None
-        )
-        self.crpe = (
-            CoaTConvRelativePositionalEncoding(
-                num_heads,
-                embed_dim // num_heads,
-                *grid,
-                head_splits=head_splits,
-                head_kernel_size=head_kernel_size,
-                name=f"crpe{stage}_",
+        if use_shared_crpe and shared_used:
+            self.crpe = CoaTConvRelativePositionalEncoding(
+                num_heads, embed_dim // num_heads, *grid, **splits, name=f"crpe{stage}_",
                 legacy_name=f"crpe_{stage}",
             )  # fmt: skip
-            if use_shared_crpe and shared_used
-            else None
-        )
         self.blocks = [
             CoaTBlock(
                 embed_dim,
@@ -245,10 +230,9 @@ class CoaTSerialStage(KerasModule):
                 num_heads=num_heads,
                 mlp_ratio=mlp_ratio,
                 activation=activation,
-                head_splits=head_splits,
-                head_kernel_size=head_kernel_size,
+                **splits,
                 name=self.sub(f"block{index + 1}_"),
-            )  # fmt: skip
+            )
             for index in range(depth)
         ]
 
@@ -310,7 +294,7 @@ class CoaTParallelBlock(KerasModule):
                 head_splits=head_splits,
                 head_kernel_size=head_kernel_size,
                 name=self.sub(f"{index + 2}_"),
-            )  # fmt: skip
+            )
             for index, (stage, ratio) in enumerate(zip(stages[1:], mlp_ratios[1:]))
         ]
 
