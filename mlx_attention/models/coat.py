@@ -30,7 +30,6 @@ from ..layers import (
     KerasLayer,
     KerasModule,
 )
-from ..layers.base import ModuleTree
 from ..layers.utils import check_input_shape
 from ..ops.resize import resize_bilinear
 from ._base import ImageClassifier, channels_last
@@ -451,14 +450,10 @@ class CoaTModel(ImageClassifier):
         self._forward(x, outputs.__setitem__)
         return outputs
 
-    def count_params(self) -> int:
-        """Every weight once, as kecam's ``count_params``: a stage's shared ``cpe`` / ``crpe``
-        count once, not once per block."""
-        return sum(v.size for v in ModuleTree.of(self).parameters.values())
-
     def summary(self, print_fn=print) -> str:
-        """kecam-like table of the named outputs and their shapes (nothing runs), the stages'
-        and the head's parameters."""
+        """kecam-like table of ``forward_intermediates``' names and output shapes (the model is
+        not a sequence of layers) and the parameter count; printed with ``print_fn`` (``None``:
+        not printed) and returned. Computes shapes only (nothing runs)."""
         x = mx.zeros((1, *self.input_shape), dtype=self.dtype)
         rows = [("input", (None, *self.input_shape))]
         rows += [(n, (None, *v.shape[1:])) for n, v in self.forward_intermediates(x).items()]
