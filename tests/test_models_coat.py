@@ -205,6 +205,38 @@ def test_num_classes_zero_returns_the_features(case):
     assert_matches(model(mx.array(arrays["input"])), arrays["probe/features"])
 
 
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)
+@pytest.mark.parametrize("case", CASES)
+def test_half_precision_model(case, dtype):
+    """Parameters in ``dtype`` (the resample and the softmax over the tokens too), the head in
+    float32; the logits near kecam's float32 numbers."""
+    model, arrays = fixture_model(case, dtype=dtype), fixture_arrays(case)
+    logits = model(mx.array(arrays["input"]))
+    assert logits.dtype == mx.float32
+    assert_matches(logits, arrays["logits"], dtype)
+
+
+def test_convert_round_trip_stores_the_shared_encodings_once(tmp_path):
+    """``models.convert`` writes each stage's ``cpe`` / ``crpe`` once (at the stage), and the
+    .safetensors alone rebuilds the same model; kecam's "torch" rescaling."""
+    from mlx_attention.convert import safetensors_header
+
+    entry = INDEX["coat131_27x39"]
+    out = models.convert(
+        "coat.CoaT", FIXTURES / entry["weights"], tmp_path / "m.safetensors",
+        **entry["kwargs"], classifier_activation=None,
+    )  # fmt: skip
+    keys, _ = safetensors_header(out)
+    assert sorted(k for k in keys if ".cpe." in k or "crpe" in k) == [
+        "stages.0.cpe.conv.bias", "stages.0.cpe.conv.weight",
+        *(f"stages.0.crpe.convs.{i}.{p}" for i in range(3) for p in ("bias", "weight")),
+    ]  # fmt: skip
+    restored = models.create_model("coat.CoaT", pretrained=str(out))
+    x = mx.array(fixture_arrays("coat131_27x39")["input"])
+    assert np.array_equal(np.array(restored(x)), np.array(fixture_model("coat131_27x39")(x)))
+    assert restored.pretrained_cfg["rescale_mode"] == "torch"
+
+
 def test_a_file_of_another_model_is_refused():
     entry = INDEX["coat131_27x39"]
     deeper = {**entry["kwargs"], "serial_depths": [3]}
