@@ -116,19 +116,21 @@ def test_a_file_of_another_configuration_is_refused():
 
 
 def test_convert_round_trip(tmp_path):
-    """``models.convert`` writes a .safetensors that rebuilds the same model from kecam's two
-    required arguments alone and computes the same numbers; kecam's "torch" rescaling."""
+    """``models.convert`` writes a .safetensors that rebuilds the same model without arguments
+    (kecam's required num_blocks and out_channels come from the file) and computes the same
+    numbers; kecam's "torch" rescaling. Without such a file the builder needs them."""
     case = "coatnet_33x27_act_first"
     entry = INDEX[case]
     out = models.convert(
         "coatnet.CoAtNet", FIXTURES / entry["weights"], tmp_path / "m.safetensors",
         **entry["kwargs"], classifier_activation=None,
     )  # fmt: skip
-    required = {k: entry["kwargs"][k] for k in ("num_blocks", "out_channels")}
-    restored = models.create_model("coatnet.CoAtNet", pretrained=str(out), **required)
+    restored = models.create_model("coatnet.CoAtNet", pretrained=str(out))
     x = mx.array(fixture_arrays(case)["input"])
     assert np.array_equal(np.array(restored(x)), np.array(fixture_model(case)(x)))
     assert restored.pretrained_cfg["rescale_mode"] == "torch"
+    with pytest.raises(TypeError, match=r"missing required arguments: \['num_blocks', 'out_c"):
+        models.create_model("coatnet.CoAtNet", input_shape=(32, 32, 3))
 
 
 # --- reference: the real CoAtNet0, live --------------------------------------------------------

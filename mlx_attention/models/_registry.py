@@ -106,8 +106,8 @@ class ModelEntry:
 
     def create(self, *args, **kwargs) -> ImageClassifier:
         """Build (and load) the model; the arguments are those of ``self.signature``."""
-        bound = self.signature.bind(*args, **kwargs)
-        given = dict(bound.arguments)
+        # partial: a converted .safetensors supplies the builder's required arguments
+        given = dict(self.signature.bind_partial(*args, **kwargs).arguments)
         if self.spec is not None:
             extra = dict(given.pop("kwargs", {}))
             if not self.spec.pretrained_arg and "pretrained" in extra:
@@ -120,6 +120,12 @@ class ModelEntry:
         given = {k: v for k, v in given.items() if k != "kwargs"}  # kecam's NAT(kwargs=None)
         source, given = _pretrained.resolve(self, pretrained, given, strict=load["strict"])
         arguments = {**self._defaults(), **given}
+        missing = [
+            n for n, p in self.signature.parameters.items()
+            if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD and n not in arguments
+        ]  # fmt: skip
+        if missing:
+            raise TypeError(f"{self.name}() missing required arguments: {missing}")
         model_name = self.spec.model_name if self.spec else arguments.pop("model_name")
         build_args = dict(arguments)
         if self.spec is not None:
