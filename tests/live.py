@@ -17,10 +17,11 @@ The callers request conftest's ``kecam_live`` fixture, which skips without Tenso
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,8 @@ class KecamRun:
 
     Attributes:
         path: the saved ``.h5``.
-        x: the inputs (``make_inputs``: two U(-2, 2) samples and a low-contrast one).
+        x: the inputs (``make_inputs``: two U(-2, 2) samples and a low-contrast one; the
+            first ``batch`` of them).
         outputs: ``"logits"`` (a second output as ``"logits_1"``, ...) and each probe by name.
         probes: the probed kecam layer names, in order.
     """
@@ -64,6 +66,8 @@ def kecam_run(
     input_shape: Sequence[int],
     save: str = "model",
     probes: Sequence[str] | Callable[..., list[str]] = (),
+    batch: int | None = None,
+    redraw: Mapping[str, Callable[[np.random.Generator, tuple], np.ndarray]] | None = None,
     **kwargs,
 ) -> KecamRun:
     """Build kecam's ``builder`` (``"nat.NAT_Mini"``, ``"efficientvit.efficientvit_m.
@@ -76,6 +80,10 @@ def kecam_run(
         save: ``"model"`` (kecam's release layout) or ``"weights"`` (``save_weights``).
         probes: kecam layer names whose outputs are recorded, or a function of the built
             Keras model that returns them.
+        batch: how many of the inputs run (all three by default; fewer on a slow model).
+        redraw: after ``randomize``, variables whose name (``"stack1_block1_attn_scale/
+            weight:0"``) matches a pattern (``fnmatch``) take ``draw(rng, shape)`` instead:
+            a milder draw where the tool's generic one leaves a weight's realistic range.
         **kwargs: the builder's arguments. ``pretrained`` defaults to ``None``; a file there is
             loaded by kecam (its resizing loader included) and nothing is re-randomised.
     """
@@ -89,9 +97,15 @@ def kecam_run(
     model = tool.kecam_builder(builder)(input_shape=tuple(input_shape), **kwargs)
     if kwargs["pretrained"] is None:
         tool.randomize(model, rng)
+        for pattern, draw in (redraw or {}).items():
+            chosen = [w for w in model.weights if fnmatch.fnmatchcase(w.name, pattern)]
+            if not chosen:
+                raise ValueError(f"redraw: no variable of {model.name} matches {pattern!r}")
+            for weight in chosen:
+                weight.assign(draw(rng, tuple(weight.shape)).astype(np.float32))
     path = Path(folder) / f"{model.name}_{'x'.join(map(str, input_shape))}_{save}.h5"
     (model.save if save == "model" else model.save_weights)(str(path))
-    x = tool.make_inputs(tuple(input_shape), rng)
+    x = tool.make_inputs(tuple(input_shape), rng)[:batch]
     names = list(probes(model) if callable(probes) else probes)
     runner = tf.keras.Model(
         model.inputs, [*model.outputs, *(model.get_layer(n).output for n in names)]

@@ -4,21 +4,19 @@ Default run: the committed reduced fixtures (``aotnet_*``, kecam's ``aotnet.AotN
 compared by ``tests/test_models.py`` with kernels off and emulated; here: the strict error for
 a file of another configuration, the relative-embedding resize (``resize=True``), the halo
 ``gap_pad`` and the stem's zero padding, and the constructors' arguments as kecam's.
-``reference``: real named models (BotNet26T at 256 and at another size, HaloNet26T, CotNet50,
-ResNest50) built, re-randomised and saved by kecam 1.4.3, and kecam's own resize on load.
+``reference``: real named models (BotNet26T, HaloNet26T, CotNet50, ResNest50, each at its
+default size and at a non-square or odd one) built, re-randomised and saved by kecam 1.4.3
+(``tests/live.py``), kecam's own resize on load, and the template's unused options.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import zlib
 from pathlib import Path
 
+import live
 import mlx.core as mx
-import numpy as np
 import pytest
-from helpers import assert_matches, max_error
 
 from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError
@@ -119,47 +117,34 @@ def test_constructors_refuse_their_own_settings():
 
 # --- reference: real named models against kecam, live ------------------------------------------
 
-TOOLS = ROOT / "tools"
+
+def pooled(model) -> str:
+    """The kecam layer whose output the head pools: ``forward_features``."""
+    return model.get_layer("avg_pool").input._keras_history.layer.name
 
 
-@pytest.fixture(scope="module")
-def kecam_tool(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(TOOLS))
-    import make_model_fixtures as tool
-
-    return tf, tool
+def aot_probes(model) -> list[str]:
+    """Each stage's first block output, and the pooled features."""
+    blocks = [layer.name for layer in model.layers if layer.name.endswith("_block1_output")]
+    return [*blocks, pooled(model)]
 
 
-def kecam_file(kecam_tool, folder: Path, name: str, shape, save="model", pretrained=None):
-    """A re-randomised kecam model saved to ``folder``; returns (path, inputs, outputs)."""
-    tf, tool = kecam_tool
-    entry = models.get_entry(name)
-    fn = tool.kecam_builder(f"{entry.family.module}.{name}")
-    rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
-    tf.keras.utils.set_random_seed(zlib.crc32(name.encode()))
-    model = fn(input_shape=shape, pretrained=pretrained, classifier_activation=None)
-    if pretrained is None:
-        tool.randomize(model, rng)
-    path = folder / f"{model.name}_{'x'.join(map(str, shape))}.h5"
-    (model.save if save == "model" else model.save_weights)(str(path))
-    x = tool.make_inputs(shape, rng)[:2]
-    probes = [layer.name for layer in model.layers if layer.name.endswith("_output")]
-    probes = [p for p in probes if p.split("_")[1] == "block1" or p == probes[-1]]
-    runner = tf.keras.Model(
-        model.inputs, [model.output] + [model.get_layer(n).output for n in probes]
-    )
-    outputs = [np.asarray(v) for v in runner(x, training=False)]
-    tf.keras.backend.clear_session()
-    return path, x, dict(zip(["logits", *probes], outputs))
+def kecam_real(folder: Path, name: str, shape, save: str = "model", **kwargs) -> live.KecamRun:
+    """kecam's ``name`` (by its module, as ours registers it) live, at ``aot_probes``."""
+    builder = f"{models.get_entry(name).family.module}.{name}"
+    return live.kecam_run(builder, folder, input_shape=shape, save=save, probes=aot_probes,
+                          classifier_activation=None, **kwargs)  # fmt: skip
 
 
 REAL = [
     ("BotNet26T", (256, 256, 3), "model"),
     ("BotNet26T", (160, 224, 3), "weights"),
     ("HaloNet26T", (256, 256, 3), "model"),
+    ("HaloNet26T", (97, 131, 3), "weights"),
     ("CotNet50", (224, 224, 3), "weights"),
+    ("CotNet50", (131, 97, 3), "model"),
     ("ResNest50", (224, 224, 3), "model"),
+    ("ResNest50", (97, 131, 3), "weights"),
 ]
 LIVE_MODELS = [(name, shape) for name, shape, _ in REAL]  # docs/models.md's "live at"
 
@@ -167,36 +152,26 @@ LIVE_MODELS = [(name, shape) for name, shape, _ in REAL]  # docs/models.md's "li
 @pytest.mark.reference
 @pytest.mark.slow
 @pytest.mark.parametrize("name, shape, save", REAL, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in REAL])
-def test_real_model_matches_kecam(kecam_tool, tmp_path, name, shape, save):
-    path, x, kecam = kecam_file(kecam_tool, tmp_path, name, shape, save)
-    model = models.create_model(name, pretrained=str(path), input_shape=shape,
+def test_real_model_matches_kecam(kecam_live, tmp_path, name, shape, save):
+    run = kecam_real(tmp_path, name, shape, save)
+    model = models.create_model(name, pretrained=str(run.path), input_shape=shape,
                                 classifier_activation=None)  # fmt: skip
-    x = mx.array(x)
-    ours = model.forward_intermediates(x)
-    last = model.output_names[-1]
-    logits = model.forward_head(ours[last])
-    errors = {"logits": max_error(logits, kecam["logits"])}
-    errors.update({k: max_error(ours[k], v) for k, v in kecam.items() if k != "logits"})
-    print(f"\n{name} {shape}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
-    assert_matches(logits, kecam["logits"])
-    for key, value in kecam.items():
-        if key != "logits":
-            assert_matches(ours[key], value)
-    assert_matches(model.forward_features(x), kecam[last])
+    live.assert_live(model, run, features=run.probes[-1])
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_resize_on_load_matches_kecams(kecam_tool, tmp_path):
+def test_resize_on_load_matches_kecams(kecam_live, tmp_path):
     """A BotNet26T file of 128x128 into a 160x192 model: kecam's reload resizes the relative
     embeddings (RelativePositionalEmbedding.load_resized_weights, bilinear); ours with
     ``resize=True`` gives the same outputs."""
-    source, _, _ = kecam_file(kecam_tool, tmp_path, "BotNet26T", (128, 128, 3))
+    source = kecam_real(tmp_path, "BotNet26T", (128, 128, 3)).path
     shape = (160, 192, 3)
-    _, x, kecam = kecam_file(kecam_tool, tmp_path, "BotNet26T", shape, pretrained=str(source))
+    run = kecam_real(tmp_path, "BotNet26T", shape, pretrained=str(source))
     model = models.BotNet26T(input_shape=shape, pretrained=str(source), resize=True,
                              classifier_activation=None)  # fmt: skip
-    assert_matches(model(mx.array(x)), kecam["logits"])
+    assert model.load_report.resized
+    live.assert_live(model, run, features=run.probes[-1])
 
 
 # The template's options none of the registered constructors uses, live against kecam's own
@@ -223,24 +198,9 @@ TEMPLATE = {
 
 @pytest.mark.reference
 @pytest.mark.parametrize("case", sorted(TEMPLATE))
-def test_template_options_match_kecam(kecam_tool, tmp_path, case):
-    tf, tool = kecam_tool
-    kwargs = {**TEMPLATE[case], "num_classes": 10}
-    rng = np.random.default_rng(zlib.crc32(case.encode()))
-    tf.keras.utils.set_random_seed(zlib.crc32(case.encode()))
-    kecam = tool.kecam_builder("aotnet.AotNet")(
-        **kwargs, classifier_activation=None, pretrained=None
-    )
-    tool.randomize(kecam, rng)
-    path = tmp_path / f"{case}.h5"
-    kecam.save_weights(str(path))
-    x = tool.make_inputs(kwargs["input_shape"], rng)
-    features = tf.keras.Model(kecam.inputs, kecam.get_layer("avg_pool").input)
-    expected = np.asarray(kecam(x, training=False)), np.asarray(features(x, training=False))
-    tf.keras.backend.clear_session()
-    model = models.create_model(
-        "aotnet.AotNet", **kwargs, pretrained=str(path), classifier_activation=None
-    )
-    print(f"\n{case}: logits {max_error(model(mx.array(x)), expected[0]):.2g}")
-    assert_matches(model(mx.array(x)), expected[0])
-    assert_matches(model.forward_features(mx.array(x)), expected[1])
+def test_template_options_match_kecam(kecam_live, tmp_path, case):
+    kwargs = {**TEMPLATE[case], "num_classes": 10, "classifier_activation": None}
+    run = live.kecam_run("aotnet.AotNet", tmp_path, save="weights", probes=lambda m: [pooled(m)],
+                         **kwargs)  # fmt: skip
+    model = models.create_model("aotnet.AotNet", **kwargs, pretrained=str(run.path))
+    live.assert_live(model, run, features=run.probes[-1], label=case)

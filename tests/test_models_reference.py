@@ -10,55 +10,32 @@ Marked ``reference``: needs TensorFlow and kecam 1.4.3 (skips cleanly without th
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
+import live
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches, max_error
 from test_models import PEAK_RSS, needs_proc
 
 from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError
 
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-@pytest.fixture(scope="module")
-def kecam_nat(kecam_live):
-    """``(tensorflow, kecam's nat module, the fixture tool)``."""
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(TOOLS))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models import nat
-
-    return tf, nat, tool
+def nat_probes(model) -> list[str]:
+    """``stem_ln``, every block's output, ``pre_output_ln``."""
+    blocks = [layer.name for layer in model.layers if layer.name.endswith("_2_output")]
+    return ["stem_ln", *blocks, "pre_output_ln"]
 
 
-def kecam_file(kecam_nat, folder: Path, name: str, shape, save: str = "model", **kwargs):
-    """A re-randomised kecam model saved to ``folder``; returns (path, inputs, outputs)."""
-    tf, nat, tool = kecam_nat
-    rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
-    model = getattr(nat, name)(
-        input_shape=shape, pretrained=None, classifier_activation=None, **kwargs
-    )
-    tool.randomize(model, rng)
-    path = folder / f"{model.name}_{'x'.join(map(str, shape))}.h5"
-    (model.save if save == "model" else model.save_weights)(str(path))
-    x = tool.make_inputs(shape, rng)
-    probes = [layer.name for layer in model.layers if layer.name.endswith("_2_output")]
-    probes = ["stem_ln", *probes, "pre_output_ln"]
-    runner = tf.keras.Model(
-        model.inputs, [model.output] + [model.get_layer(n).output for n in probes]
-    )
-    outputs = [np.asarray(v) for v in runner(x, training=False)]
-    tf.keras.backend.clear_session()
-    return path, x, dict(zip(["logits", *probes], outputs))
+def kecam_file(folder: Path, name: str, shape, save: str = "model") -> live.KecamRun:
+    """kecam's ``name``, re-randomised and saved to ``folder``, probed at :func:`nat_probes`."""
+    return live.kecam_run(f"nat.{name}", folder, input_shape=shape, save=save,
+                          probes=nat_probes, classifier_activation=None)  # fmt: skip
 
 
 CASES = [
@@ -77,33 +54,23 @@ LIVE_MODELS = [(name, shape) for name, shape, _ in CASES]  # docs/models.md's "l
 @pytest.mark.parametrize(
     "name, shape, save", CASES, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in CASES]
 )
-def test_real_model_matches_kecam(kecam_nat, tmp_path, name, shape, save):
-    path, x, kecam = kecam_file(kecam_nat, tmp_path, name, shape, save)
-    model = models.create_model(name, pretrained=str(path), input_shape=shape,
+def test_real_model_matches_kecam(kecam_live, tmp_path, name, shape, save):
+    run = kecam_file(tmp_path, name, shape, save)
+    model = models.create_model(name, pretrained=str(run.path), input_shape=shape,
                                 classifier_activation=None)  # fmt: skip
-    x = mx.array(x)
-    ours = model.forward_intermediates(x)
-    logits = model.forward_head(ours["pre_output_ln"])
-    errors = {"logits": max_error(logits, kecam["logits"])}
-    errors.update({k: max_error(ours[k], v) for k, v in kecam.items() if k != "logits"})
-    print(f"\n{name} {shape}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
-    assert_matches(logits, kecam["logits"])
-    for key, value in kecam.items():
-        if key != "logits":
-            assert_matches(ours[key], value)
-    assert_matches(model.forward_features(x), kecam["pre_output_ln"])
+    live.assert_live(model, run, features="pre_output_ln")
 
 
-def test_nat_tiny_file_into_nat_mini_raises(kecam_nat, tmp_path):
-    path, _, _ = kecam_file(kecam_nat, tmp_path, "NAT_Tiny", (64, 64, 3), "weights")
+def test_nat_tiny_file_into_nat_mini_raises(kecam_live, tmp_path):
+    run = kecam_file(tmp_path, "NAT_Tiny", (64, 64, 3), "weights")
     with pytest.raises(WeightMismatchError, match="stack3_block7_"):
-        models.NAT_Mini(input_shape=(64, 64, 3), pretrained=str(path))
+        models.NAT_Mini(input_shape=(64, 64, 3), pretrained=str(run.path))
 
 
-def test_half_precision_on_full_size_nat_mini(kecam_nat, tmp_path):
+def test_half_precision_on_full_size_nat_mini(kecam_live, tmp_path):
     """Reported, not a tolerance: max relative logit error and top-1 agreement of float16 and
     bfloat16 against float32 (same weights, 8 random images)."""
-    path, _, _ = kecam_file(kecam_nat, tmp_path, "NAT_Mini", (224, 224, 3))
+    path = kecam_file(tmp_path, "NAT_Mini", (224, 224, 3)).path
     x = mx.array(np.random.default_rng(1).uniform(-2, 2, (8, 224, 224, 3)).astype(np.float32))
     reference = np.array(models.NAT_Mini(pretrained=str(path), classifier_activation=None)(x))
     for dtype, bound in ((mx.float16, 0.05), (mx.bfloat16, 0.2)):
@@ -139,12 +106,12 @@ print(peak_rss() - before, weights, mx.get_peak_memory())
 
 @needs_proc
 @pytest.mark.parametrize("name", ["NAT_Mini", "DiNAT_Mini", "NAT_Base"])
-def test_loading_peak_memory(kecam_nat, tmp_path, name):
+def test_loading_peak_memory(kecam_live, tmp_path, name):
     """Issue 13: loading a whole file costs at most about 1.3x the weights: the peak RSS of a
     fresh process (h5py imported) grows by that from before the load to after it (weights
     evaluated), plus a fixed ~16 MB (HDF5's and numpy's buffers, the model's index tables;
     NAT_Mini 1.37x, NAT_Base 1.24x here)."""
-    path, _, _ = kecam_file(kecam_nat, tmp_path, name, (224, 224, 3))
+    path = kecam_file(tmp_path, name, (224, 224, 3)).path
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, name, str(path)], capture_output=True, text=True, check=True
     )

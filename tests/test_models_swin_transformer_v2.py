@@ -12,15 +12,11 @@ SwinTransformerV2Tiny_window8 at 256 and at 192x160, and SwinTransformerV2Tiny_n
 
 from __future__ import annotations
 
-import sys
-import zlib
-from pathlib import Path
-
+import live
 import mlx.core as mx
 import numpy as np
 import pytest
 from cases import signature_rows
-from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature
 
 from mlx_attention import models
@@ -32,7 +28,6 @@ from mlx_attention.models import swin_transformer_v2 as swin
 MAIN = "swin_transformer_v2.SwinTransformerV2"
 TIMM = "swin_transformer_v2.swin_transformer_v2_timm.SwinTransformerV2"
 CASES = sorted(c for c, e in INDEX.items() if e["builder"] in (MAIN, TIMM))
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def test_fixtures_cover_both_layouts_file_formats_and_kecam_versions():
@@ -149,51 +144,28 @@ LIVE = [
     ("SwinTransformerV2Tiny_ns", (224, 224, 3), "model"),
 ]
 LIVE_MODELS = [(name, shape) for name, shape, _ in LIVE]  # docs/models.md's "live at"
-
-
-@pytest.fixture(scope="module")
-def kecam_swin(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(TOOLS))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models import swin_transformer_v2
-
-    return tf, swin_transformer_v2, tool
+# The timm layout divides the cosine scores by tau (kecam's DivideScale: init 1, clamped at
+# 0.01). The tool's N(0, 0.5) draw leaves half the heads at the clamp (scores x100), which
+# amplifies float32 rounding to the bar: at 224, kecam float32 is 4.7e-4 off kecam float64 on
+# stack3, ours 5.4e-4 (values up to 15). tau in U(0.02, 1) keeps sharp heads, and both within
+# 2e-5 of float64.
+REDRAW = {
+    "SwinTransformerV2Tiny_ns": {"*_attn_scale/weight:0": lambda rng, s: rng.uniform(0.02, 1, s)}
+}
 
 
 @pytest.mark.reference
 @pytest.mark.slow
 @pytest.mark.parametrize("name, shape, save", LIVE, ids=[f"{n}-{s[0]}x{s[1]}" for n, s, _ in LIVE])
-def test_real_swin_v2_tiny_matches_kecam(kecam_swin, tmp_path, name, shape, save):
-    tf, kecam_swin_v2, tool = kecam_swin
-    rng = np.random.default_rng(zlib.crc32(f"{name}{shape}".encode()))
-    kecam = getattr(kecam_swin_v2, name)(
-        input_shape=shape, pretrained=None, classifier_activation=None
-    )
-    tool.randomize(kecam, rng)
-    path = tmp_path / "swin.h5"
-    (kecam.save if save == "model" else kecam.save_weights)(str(path))
-    x = tool.make_inputs(shape, rng)
+def test_real_swin_v2_tiny_matches_kecam(kecam_live, tmp_path, name, shape, save):
     probes = ["stem_ln", *(f"stack{i}_block{n}_output" for i, n in [(1, 2), (2, 2), (3, 6)])]
-    probes.append("pre_output_ln")
-    runner = tf.keras.Model(
-        kecam.inputs, [kecam.output] + [kecam.get_layer(n).output for n in probes]
-    )
-    theirs = dict(zip(["logits", *probes], (np.asarray(v) for v in runner(x, training=False))))
-    tf.keras.backend.clear_session()
-
+    run = live.kecam_run(f"swin_transformer_v2.{name}", tmp_path, input_shape=shape, save=save,
+                         probes=[*probes, "pre_output_ln"], redraw=REDRAW.get(name),
+                         classifier_activation=None)  # fmt: skip
     ours = models.create_model(
-        name, pretrained=str(path), input_shape=shape, classifier_activation=None
+        name, pretrained=str(run.path), input_shape=shape, classifier_activation=None
     )
-    x = mx.array(x)
-    logits = ours(x)
-    intermediates = ours.forward_intermediates(x)
-    print(f"\n{name} {shape}: logits {max_error(logits, theirs['logits']):.2g}", end="")
-    assert_matches(logits, theirs["logits"])
-    for probe in probes:
-        assert_matches(intermediates[probe], theirs[probe])
-    assert_matches(ours.forward_features(x), theirs["pre_output_ln"])
-    print(f", features {max_error(intermediates['pre_output_ln'], theirs['pre_output_ln']):.2g}")
+    live.assert_live(ours, run, features="pre_output_ln")
 
 
 @pytest.mark.parametrize(
