@@ -38,8 +38,7 @@ class KecamRun:
 
     Attributes:
         path: the saved ``.h5``.
-        x: the inputs (``make_inputs``: two U(-2, 2) samples and a low-contrast one; the
-            first ``batch`` of them).
+        x: the inputs (``make_inputs``: two U(-2, 2) samples and a low-contrast one).
         outputs: ``"logits"`` (a second output as ``"logits_1"``, ...) and each probe by name.
         probes: the probed kecam layer names, in order.
     """
@@ -66,7 +65,6 @@ def kecam_run(
     input_shape: Sequence[int],
     save: str = "model",
     probes: Sequence[str] | Callable[..., list[str]] = (),
-    batch: int | None = None,
     redraw: Mapping[str, Callable[[np.random.Generator, tuple], np.ndarray]] | None = None,
     **kwargs,
 ) -> KecamRun:
@@ -80,7 +78,6 @@ def kecam_run(
         save: ``"model"`` (kecam's release layout) or ``"weights"`` (``save_weights``).
         probes: kecam layer names whose outputs are recorded, or a function of the built
             Keras model that returns them.
-        batch: how many of the inputs run (all three by default; fewer on a slow model).
         redraw: after ``randomize``, variables whose name (``"stack1_block1_attn_scale/
             weight:0"``) matches a pattern (``fnmatch``) take ``draw(rng, shape)`` instead:
             a milder draw where the tool's generic one leaves a weight's realistic range.
@@ -105,7 +102,7 @@ def kecam_run(
                 weight.assign(draw(rng, tuple(weight.shape)).astype(np.float32))
     path = Path(folder) / f"{model.name}_{'x'.join(map(str, input_shape))}_{save}.h5"
     (model.save if save == "model" else model.save_weights)(str(path))
-    x = tool.make_inputs(tuple(input_shape), rng)[:batch]
+    x = tool.make_inputs(tuple(input_shape), rng)
     names = list(probes(model) if callable(probes) else probes)
     runner = tf.keras.Model(
         model.inputs, [*model.outputs, *(model.get_layer(n).output for n in names)]
