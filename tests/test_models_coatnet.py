@@ -159,6 +159,47 @@ def test_real_coatnet0_matches_kecam(kecam_live, tmp_path, shape, save):
     live.assert_live(model, run, features=PROBES[-1], label=f"CoAtNet0 {shape}")
 
 
+# Builder options no committed fixture holds, live against kecam's coatnet.CoAtNet
+OPTIONS = {
+    # transformer stages only, an int stride, expansion 3; TF-SAME pools on 19x15 and 10x8
+    "transformers_37x29": ((37, 29, 3), "model", {
+        "num_blocks": [1, 2], "out_channels": [16, 32], "stem_width": 16,
+        "block_types": ["transform", "t"], "strides": 2, "expansion": 3, "head_dimension": 8,
+    }),
+    # MBConv only: a stride-1 first stage (conv shortcut without pool), identity blocks with SE,
+    # the stride on the expand conv, relu
+    "mbconv_23x31": ((23, 31, 3), "weights", {
+        "num_blocks": [2, 2], "out_channels": [16, 24], "stem_width": 8,
+        "block_types": ["conv", "c"], "strides": [1, 2], "use_dw_strides": False,
+        "activation": "relu",
+    }),
+}  # fmt: skip
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_builder_options_match_kecam(kecam_live, tmp_path, option):
+    import live
+
+    shape, save, kwargs = OPTIONS[option]
+    suffix = {"c": "output", "t": "ffn_output"}
+    probes = [
+        "stem_2_conv",
+        *(f"stack_{i + 1}_block_{n}_" + suffix[kind[0]]
+          for i, (n, kind) in enumerate(zip(kwargs["num_blocks"], kwargs["block_types"]))),
+    ]  # fmt: skip
+    run = live.kecam_run(
+        "coatnet.CoAtNet", tmp_path, input_shape=shape, save=save, probes=probes,
+        num_classes=10, classifier_activation=None, **kwargs,
+    )  # fmt: skip
+    model = models.coatnet.CoAtNet(
+        **kwargs, input_shape=shape, num_classes=10, classifier_activation=None,
+        pretrained=str(run.path),
+    )  # fmt: skip
+    live.assert_live(model, run, features=probes[-1], label=option)
+
+
 @pytest.mark.reference
 def test_pretrained_dict_is_kecams(kecam_live):
     from keras_cv_attention_models.coatnet import coatnet
