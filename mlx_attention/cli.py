@@ -246,7 +246,10 @@ def _load_image(path: str):
 
 def predict(args: argparse.Namespace) -> int:
     """Top classes of each image: kecam's ``model.preprocess_input``, the model, and
-    ``decode_predictions``."""
+    ``decode_predictions``; a head other than ImageNet-1k's (a fine-tuned one) has no names, so
+    its classes are printed by index."""
+    import numpy as np
+
     from . import models
 
     name = args.model
@@ -259,18 +262,20 @@ def predict(args: argparse.Namespace) -> int:
         name, pretrained=args.weights, dtype=DTYPES[args.dtype], **_model_kwargs(args)
     )
     model = models._glue.single_output(model)  # a distillation model: kecam's deployed one
-    if model.pretrained_cfg.get("labels") != "imagenet":
-        raise ValueError(
-            f"{name} has {model.pretrained_cfg['num_classes']} classes; predict names "
-            "ImageNet-1k's 1000 (the labels shipped in the package)"
-        )
+    named = model.pretrained_cfg.get("labels") == "imagenet"
     for path, image in zip(args.images, images):
-        scores = model(model.preprocess_input(image))  # [1, 1000], in float32 (kecam's head)
+        scores = model(model.preprocess_input(image))  # [1, classes], in float32 (kecam's head)
         if model.pretrained_cfg.get("classifier_activation") is None:  # logits
             scores = mx.softmax(scores, axis=-1)
-        (top,) = model.decode_predictions(scores, top=args.top)
         print(path)
-        print(_table([(w, label, f"{p:.4f}") for w, label, p in top], ("wnid", "label", "prob")))
+        if named:
+            (top,) = model.decode_predictions(scores, top=args.top)
+            rows = [(w, label, f"{p:.4f}") for w, label, p in top]
+            print(_table(rows, ("wnid", "label", "prob")))
+        else:  # no names: the class indices, best first
+            probs = np.array(scores[0])
+            order = np.argsort(-probs, kind="stable")[: args.top]
+            print(_table([(str(i), f"{probs[i]:.4f}") for i in order], ("class", "prob")))
     return 0
 
 
@@ -402,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pattern", nargs="?", help="fnmatch pattern or part of a name (case-insensitive)"
     )
     predict_parser = commands.add_parser(
-        "predict", help="classify images with a kecam model (ImageNet labels; needs Pillow)"
+        "predict",
+        help="classify images with a kecam model (ImageNet labels, other heads by class "
+        "index; needs Pillow)",
     )
     predict_parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict_parser.add_argument(
