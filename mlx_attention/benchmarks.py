@@ -715,6 +715,12 @@ MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("ResNest50", "ResNest50"),
     ModelRow("BeitBasePatch16", "BeitBasePatch16"),
     ModelRow("DaViT_T", "DaViT_T"),
+    ModelRow("CoAtNet0", "CoAtNet0"),
+    ModelRow("EdgeNeXt_XX_Small", "EdgeNeXt_XX_Small"),  # at 256
+    ModelRow("CMTTiny_torch", "CMTTiny_torch"),  # at 160
+    ModelRow("UniformerSmall32", "UniformerSmall32"),
+    ModelRow("EfficientViT_B0", "EfficientViT_B0"),
+    ModelRow("VOLO_d1", "VOLO_d1"),
 )
 
 
