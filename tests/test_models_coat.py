@@ -251,6 +251,8 @@ def test_forward_head_of_forward_features_is_the_model():
         np.array(model.forward_head(model.forward_features(x))), np.array(model(x))
     )
     assert "parallel1_4_output" in model.summary(print_fn=None)
+    assert list(model.forward_intermediates(x)) == model.output_names
+    assert model.output_names[-1] == "features"
 
 
 # --- reference: the real CoaTLiteTiny and CoaTTiny, live --------------------------------------

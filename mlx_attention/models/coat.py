@@ -235,6 +235,12 @@ class CoaTSerialStage(KerasModule):
             for index in range(depth)
         ]
 
+    @property
+    def recorded_names(self) -> list[str]:
+        """The Keras names of the outputs its call records, in order."""
+        names = [self.patch_ln.sub("ln"), self.class_token.name]
+        return names + [block.output_name for block in self.blocks]
+
     def __call__(self, x: mx.array, record: Record | None = None) -> mx.array:
         if x.ndim == 3:  # the previous stage's tokens: its class token dropped
             x = x[:, 1:].reshape(x.shape[0], *self.grid_in, x.shape[-1])
@@ -297,6 +303,11 @@ class CoaTParallelBlock(KerasModule):
             for index, (stage, ratio) in enumerate(zip(stages[1:], mlp_ratios[1:]))
         ]
 
+    @property
+    def recorded_names(self) -> list[str]:
+        """The Keras names of the outputs its call records, in order."""
+        return [branch.output_name for branch in self.branches]
+
     def _resample(self, tokens: mx.array, source: int, target: int) -> mx.array:
         """kecam's ``resample``: branch ``source``'s patch tokens resized to ``target``'s grid,
         its class token in front."""
@@ -344,6 +355,13 @@ class CoaTPool(KerasModule):
     def keras_layers(self):
         return (KerasLayer("aggregate", "Conv1D", self.aggregate),) if self.parallel else ()
 
+    @property
+    def recorded_names(self) -> list[str]:
+        """The Keras names of the outputs its call records, in order."""
+        if not self.parallel:
+            return [self.out_ln.sub("ln")]
+        return [norm.sub("ln") for norm in self.out_lns] + ["aggregate"]
+
     def __call__(self, xs: Sequence[mx.array], record: Record | None = None) -> mx.array:
         record = record or (lambda name, value: None)
         if not self.parallel:
@@ -366,8 +384,9 @@ class CoaTModel(ImageClassifier):
     ``forward_intermediates`` keys kecam's layer names (``serial1_patch_ln``,
     ``serial1_class_token``, ``serial1_block2_output``, ``parallel6_4_output``, ``out_ln`` or
     ``out_1_ln`` ... and ``aggregate``), then ``"features"``: what ``predictions`` reads, kecam's
-    ``num_classes=0`` output (an unnamed slice in kecam). With ``out_features`` the model
-    returns a tuple of those stages' patch tokens, as kecam's does (no head).
+    ``num_classes=0`` output (an unnamed slice in kecam); ``output_names`` lists them in that
+    order. With ``out_features`` the model returns a tuple of those stages' patch tokens, as
+    kecam's does (no head).
 
     Shape:
         ``[B, H, W, 3] -> [B, num_classes]``; ``forward_features``: ``[B, embed_dims[-1]]``
@@ -414,6 +433,8 @@ class CoaTModel(ImageClassifier):
             )
             for index in range(parallel_depth)
         ]
+        for module in (*self.stages, *self.parallel):
+            self.output_names.extend(module.recorded_names)
         object.__setattr__(self, "out_features", None)
         if out_features is not None:
             object.__setattr__(self, "out_features", [int(i) for i in out_features])
@@ -421,6 +442,7 @@ class CoaTModel(ImageClassifier):
             self._finish(ClassifierHead(embed_dims[-1], 0))
             return
         self.pool = CoaTPool(self.stages, parallel=parallel_depth > 0)
+        self.output_names.extend([*self.pool.recorded_names, "features"])
         self._finish(
             ClassifierHead(embed_dims[-1], num_classes, classifier_activation=classifier_activation)
         )
