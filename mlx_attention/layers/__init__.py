@@ -19,12 +19,12 @@ from .common import (
     MlpBlock,
     SqueezeExcite,
 )
-from .keras_mha import KerasMultiHeadAttention
 from .factor_attention import (
     CoaTConvPositionalEncoding,
     CoaTConvRelativePositionalEncoding,
     FactorAttention,
 )
+from .keras_mha import KerasMultiHeadAttention
 from .lite_mhsa import LiteMHSA
 from .local import (
     CotAttention,
