@@ -721,6 +721,7 @@ MODEL_ROWS: tuple[ModelRow, ...] = (
     ModelRow("UniformerSmall32", "UniformerSmall32"),
     ModelRow("EfficientViT_B0", "EfficientViT_B0"),
     ModelRow("VOLO_d1", "VOLO_d1"),
+    ModelRow("CoaTLiteTiny", "CoaTLiteTiny"),
 )
 
 
