@@ -107,7 +107,8 @@ def kecam_run(
     runner = tf.keras.Model(
         model.inputs, [*model.outputs, *(model.get_layer(n).output for n in names)]
     )
-    values = [np.asarray(v) for v in runner(x, training=False)]
+    values = runner(x, training=False)  # a bare tensor for one output
+    values = [np.asarray(v) for v in (values if isinstance(values, list) else [values])]
     heads = len(model.outputs)
     outputs = {"logits" if i == 0 else f"logits_{i}": v for i, v in enumerate(values[:heads])}
     outputs.update(zip(names, values[heads:]))

@@ -561,43 +561,6 @@ def write_lite_mhsa_fixture(folder: Path = FIXTURES) -> None:
     np.savez_compressed(folder / "efficientvit_b_lite_mhsa.npz", **arrays)
 
 
-# --- UniFormer (uniformer.Uniformer): a convolutional and a self-attention stage; probes are
-# the stem's output, each stage's last block (an attention block's `..._2_output` is kecam's
-# [B, H * W, C] token form) and `post_bn` (forward_features). kecam's two-output token-label
-# model is checked live (tests/test_models_uniformer.py).
-UNIFORMER_CASES = {
-    # 35x45: the VALID 4x4 stem floors to 8x11, the 2x2 downsample to 4x5; a conv stage, then
-    # an attention stage of 2 heads over 20 tokens; model.save (kecam's release layout)
-    "uniformer_35x45": ("1.4.3", "model", {
-        "num_blocks": [1, 1], "out_channels": [8, 16], "head_dimension": 8,
-        "block_types": ["conv", "transform"], "input_shape": [35, 45, 3], "num_classes": 10,
-    }),
-    # the conv stem of the SmallPlus models at 29x39: two padded 3x3 stride-2 convs to 8x10,
-    # an attention stage first (3 heads, no qkv bias, layer scale, mlp_ratio 3), then a stage
-    # of only its 3x3 stride-2 conv + BN downsample (4x5); save_weights
-    "uniformer_conv_stem_29x39": ("1.4.3", "weights", {
-        "num_blocks": [1, 0], "out_channels": [12, 16], "head_dimension": 4,
-        "block_types": ["transform", "conv"], "use_conv_stem": True, "qkv_bias": False,
-        "layer_scale": 0.5, "mlp_ratio": 3, "input_shape": [29, 39, 3], "num_classes": 10,
-    }),
-}  # fmt: skip
-CASES.update(UNIFORMER_CASES)
-CASE_BUILDERS.update(dict.fromkeys(UNIFORMER_CASES, "uniformer.Uniformer"))
-
-
-def uniformer_probes(kwargs: dict) -> list[str]:
-    norm = "bn" if kwargs.get("use_conv_stem") else "ln"
-    names = ["stem_2_bn" if norm == "bn" else "stem_ln"]
-    for i, blocks in enumerate(kwargs["num_blocks"]):  # a stage without blocks: its downsample
-        names.append(
-            f"stack{i + 1}_block{blocks}_2_output" if blocks else f"stack{i + 1}_downsample_{norm}"
-        )
-    return names + ["post_bn"]
-
-
-CASE_PROBES.update(dict.fromkeys(UNIFORMER_CASES, uniformer_probes))
-
-
 # --- VOLO (volo.VOLO): kecam's VOLO returns logits and takes no classifier_activation (so the
 # case has no "probs"); probes are the stem's patch conv, each stage's last block, the positional
 # embedding and the MHSA stage's last block (forward_features: before the class token). One case
@@ -703,7 +666,8 @@ def run_case(tf, nat, case_id: str, save: str, kwargs: dict, folder: Path) -> di
         arrays["probs"] = np.asarray(softmax(x, training=False))
     # stored under 1.4.3's names (the names of our model's intermediates)
     stored = probes_of(kwargs) if probes_of else probe_names(kwargs)
-    for name, value in zip(stored, probes(x, training=False)):
+    values = probes(x, training=False)  # a bare tensor for one probe
+    for name, value in zip(stored, values if isinstance(values, list) else [values]):
         arrays[f"probe/{name}"] = np.asarray(value)
     np.savez_compressed(folder / f"{case_id}.npz", **arrays)
     return {
