@@ -269,7 +269,21 @@ class BatchNormHead(KerasModule):
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-class ConvBNStem(KerasModule):
+class ConvNormStack(KerasModule):
+    """Convs, each followed by its BatchNorm (``self.convs``, ``self.norms``, built by the
+    subclass, with ``self.output_shape``); the output is the last BatchNorm's."""
+
+    @property
+    def output_name(self) -> str:
+        return self.norms[-1].sub("bn")
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(conv(x))
+        return x
+
+
+class ConvBNStem(ConvNormStack):
     """The four-conv stem of LeViT (``levit.patch_stem``) and EfficientViT-M: 3x3 stride-2
     ``conv2d_no_bias`` ("same") + BatchNorm, ``stem_width // 8, // 4, // 2`` and
     ``stem_width`` channels, the activation after every BatchNorm but the last.
@@ -306,15 +320,6 @@ class ConvBNStem(KerasModule):
                 )  # fmt: skip
             )
         self.output_shape = (height, width, channels)
-
-    @property
-    def output_name(self) -> str:
-        return self.norms[-1].sub("bn")
-
-    def __call__(self, x: mx.array) -> mx.array:
-        for conv, norm in zip(self.convs, self.norms):
-            x = norm(conv(x))
-        return x
 
 
 def single_output(model):

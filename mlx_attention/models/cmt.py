@@ -21,7 +21,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import BiasPositionalEmbedding, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size
+from ._glue import ClassifierHead, ConvNormStack, conv_output_size
 from ._registry import LOAD_ARGS, Family, ModelSpec, register_family
 
 # kecam 1.4.3 cmt/cmt.py PRETRAINED_DICT: {model.name: {tag: {resolution: md5}}}.
@@ -39,7 +39,7 @@ PRETRAINED_DICT = {
 }
 
 
-class CMTStem(KerasModule):
+class CMTStem(ConvNormStack):
     """kecam's ``cmt_stem``: three 3x3 convs with bias (the first stride 2, torch padding),
     each followed by ``batchnorm_with_activation(act_first=True)``: the activation **before**
     the BatchNorm.
@@ -75,15 +75,6 @@ class CMTStem(KerasModule):
                 )
             )
         self.output_shape = (height, width, channels)
-
-    @property
-    def output_name(self) -> str:
-        return self.norms[-1].sub("bn")
-
-    def __call__(self, x: mx.array) -> mx.array:
-        for conv, norm in zip(self.convs, self.norms):
-            x = norm(conv(x))
-        return x
 
 
 class InvertedResidualFeedForward(KerasModule):
