@@ -23,6 +23,12 @@ def conv_output_size(conv: Conv2dNoBias, height: int, width: int) -> tuple[int, 
     return sizes[0], sizes[1]
 
 
+def per_item(value, index: int):
+    """kecam's ``value[index] if isinstance(value, (list, tuple)) else value``: a per-stage or
+    per-block list, or one value for all."""
+    return value[index] if isinstance(value, (list, tuple)) else value
+
+
 class LayerScaleResidual(KerasModule):
     """kecam's ``add_with_layer_scale_and_drop_block``:
     ``res_gamma(short) + drop_block(gamma(deep))``, the Keras ``Add`` named ``name + "output"``.

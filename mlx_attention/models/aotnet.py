@@ -20,7 +20,7 @@ import mlx.nn as nn
 from .. import attention_layers, ops
 from ..layers import DropBlock, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead
+from ._glue import ClassifierHead, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 aotnet.DEFAULT_PARAMS: each attention type's defaults under its attn_params.
@@ -72,11 +72,6 @@ class _Sequence(KerasModule):
         for module in self.parts:
             x = module(x)
         return x
-
-
-def _per_block(value, index: int):
-    """kecam's ``value[id] if isinstance(value, (list, tuple)) else value``."""
-    return value[index] if isinstance(value, (list, tuple)) else value
 
 
 class _Builder:
@@ -399,18 +394,18 @@ class AotNetModel(ImageClassifier):
         for stack_id, (blocks, filters, stride) in enumerate(
             zip(num_blocks, out_channels, strides)
         ):
-            stack = {key: _per_block(kw[key], stack_id) for key in per_stack}
-            ratio = _per_block(kw["hidden_channel_ratio"], stack_id)
+            stack = {key: per_item(kw[key], stack_id) for key in per_stack}
+            ratio = per_item(kw["hidden_channel_ratio"], stack_id)
             strides_block = 0 if kw["strides_first"] else blocks - 1
             for block_id in range(blocks):
                 attn_block_params = {
-                    "attn_type" if key == "attn_types" else key: _per_block(value, block_id)
+                    "attn_type" if key == "attn_types" else key: per_item(value, block_id)
                     for key, value in stack.items()
                 }
                 block = AotBlock(
                     shape, filters, stride if block_id == strides_block else 1,
                     conv_shortcut=block_id == 0 and (stride != 1 or shape[-1] != filters),
-                    hidden_channel_ratio=_per_block(ratio, block_id),
+                    hidden_channel_ratio=per_item(ratio, block_id),
                     drop_rate=rates[stack_id][block_id], **block_params,
                     attn_block_params=attn_block_params,
                     name=f"stack{stack_id + 1}_block{block_id + 1}_",

@@ -18,7 +18,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size
+from ._glue import ClassifierHead, conv_output_size, per_item
 from ._registry import Family, ModelSpec, register_family
 from .aotnet import Pool2d
 
@@ -31,11 +31,6 @@ PRETRAINED_DICT = {
         }
     }
 }
-
-
-def _per_index(value, index: int):
-    """kecam's ``value[index] if isinstance(value, (list, tuple)) else value``."""
-    return value[index] if isinstance(value, (list, tuple)) else value
 
 
 class _Shortcut(KerasModule):
@@ -281,8 +276,8 @@ class CoAtNetModel(ImageClassifier):
         total_blocks, global_block_id = sum(num_blocks), 0
         for stack_id in range(stages):
             is_conv_block = block_types[stack_id][0].lower() == "c"
-            stack_se_ratio = _per_index(se_ratio, stack_id)
-            stack_strides = _per_index(strides, stack_id)
+            stack_se_ratio = per_item(se_ratio, stack_id)
+            stack_strides = per_item(strides, stack_id)
             for block_id in range(num_blocks[stack_id]):
                 name = f"stack_{stack_id + 1}_block_{block_id + 1}_"
                 common = {
@@ -294,7 +289,7 @@ class CoAtNetModel(ImageClassifier):
                 if is_conv_block:
                     conv = MBConvBlock(
                         shape, out_channels[stack_id], **common, expansion=expansion,
-                        se_ratio=_per_index(stack_se_ratio, block_id),
+                        se_ratio=per_item(stack_se_ratio, block_id),
                         use_dw_strides=use_dw_strides, bn_act_first=bn_act_first,
                         activation=activation, name=name,
                     )  # fmt: skip

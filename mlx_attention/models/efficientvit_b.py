@@ -24,7 +24,7 @@ from .. import attention_layers
 from ..layers import Activation, DropBlock, KerasLayer, KerasModule, LiteMHSA
 from ..layers.utils import check_input_shape, check_int
 from ._base import ImageClassifier, channels_last
-from ._glue import conv_output_size
+from ._glue import conv_output_size, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 efficientvit/efficientvit_b.py PRETRAINED_DICT: {model.name: {tag: {size: md5}}}.
@@ -295,11 +295,6 @@ class PrePredictionsHead(KerasModule):
         return self.activation(self.predictions(x))
 
 
-def _per_item(value, index: int):
-    """kecam's ``value[index] if isinstance(value, (list, tuple)) else value``."""
-    return value[index] if isinstance(value, (list, tuple)) else value
-
-
 class EfficientViTBModel(ImageClassifier):
     """kecam's ``EfficientViT_B`` model (also what ``EfficientViT_L`` builds); the arguments
     are those of :func:`EfficientViT_B`.
@@ -350,12 +345,12 @@ class EfficientViTBModel(ImageClassifier):
             zip(num_blocks, out_channels, block_types)
         ):
             is_conv = block_type[0].lower() == "c"
-            stack_expansions = _per_item(expansions, stack_id)
+            stack_expansions = per_item(expansions, stack_id)
             use_bias, use_norm = (True, False) if stack_id >= 2 else (False, True)
             for block_id in range(blocks):
                 name = f"stack_{stack_id + 1}_block_{block_id + 1}_"
                 mb_conv = {
-                    "expansion": _per_item(stack_expansions, block_id),
+                    "expansion": per_item(stack_expansions, block_id),
                     "is_fused": fused[stack_id], "use_bias": use_bias, "use_norm": use_norm,
                     "drop_rate": drop_connect_rate * global_block_id / total_blocks,
                     "activation": activation,

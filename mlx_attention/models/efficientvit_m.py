@@ -21,7 +21,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
 from ._base import DistilledClassifier, channels_last
-from ._glue import BatchNormHead, ConvBNStem, conv_output_size
+from ._glue import BatchNormHead, ConvBNStem, conv_output_size, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 efficientvit/efficientvit_m.py PRETRAINED_DICT: {model.name: {tag: {size: md5}}}.
@@ -209,7 +209,7 @@ class EfficientViTModel(DistilledClassifier):
                 post = ResDepthwiseFFN(shape, **ffn, name=stack_name + "post_")
                 for module in (pre, down, post):
                     self.add(module, module.output_name)
-            heads = num_heads[stack_id] if isinstance(num_heads, (list, tuple)) else num_heads
+            heads = per_item(num_heads, stack_id)
             for block_id in range(blocks):
                 block = EfficientViTBlock(
                     shape, window_size=window_size, num_heads=heads, key_dim=key_dim,

@@ -20,7 +20,7 @@ from .. import attention_layers
 from ..layers import DropBlock, KerasLayer, KerasModule, ShiftedWindowAttention
 from ..layers.attention import Dropout, attend, l2_normalize, qkv_output_layers
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size
+from ._glue import ClassifierHead, conv_output_size, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 swin_transformer_v2.py PRETRAINED_DICT: {model.name: {tag: {resolution: md5}}}.
@@ -326,9 +326,7 @@ class SwinTransformerV2Model(ImageClassifier):
                 )
                 self.add(merge, merge.output_name)
                 (height, width), channels = merge.output_size, 2 * channels
-            stage_pos_scale = (
-                pos_scale[stack_id] if isinstance(pos_scale, (list, tuple)) else pos_scale
-            )
+            stage_pos_scale = per_item(pos_scale, stack_id)
             for block_id in range(blocks):
                 block_name = f"{stack_name}block{block_id + 1}_"
                 layer = SwinBlock(
