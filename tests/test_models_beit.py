@@ -5,21 +5,17 @@ Default run: the committed reduced fixtures (``tests/fixtures/models/beit_*``, m
 the builder's signature and the ViT-family flags refused; the relative table and the patch
 kernel resized on load (``resize=``); the strict error for a file of another model; the kecam
 face ``models.beit.attention_block``. ``reference`` (TensorFlow and kecam 1.4.3): the real
-BeitBasePatch16 at 224, live, and kecam's own resizing loader (``load_weights_with_mismatch``)
-on a reduced model at other grid and patch sizes.
+BeitBasePatch16 at 224 and at 171x243, live, and kecam's own resizing loader
+(``load_weights_with_mismatch``) on a reduced model at other grid and patch sizes.
 """
 
 from __future__ import annotations
 
-import sys
-import zlib
-from pathlib import Path
-
+import live
 import mlx.core as mx
 import numpy as np
 import pytest
 from cases import signature_rows
-from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
 from mlx_attention import models
@@ -27,7 +23,6 @@ from mlx_attention.convert import WeightMismatchError, declared_layers
 from mlx_attention.layers import BeitAttention, PatchConv2D
 
 CASES = sorted(c for c, e in INDEX.items() if e["builder"] == "beit.Beit")
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def test_fixtures_cover_both_layouts():
@@ -136,72 +131,38 @@ def test_convert_round_trip_and_preprocessing(tmp_path):
 # --- reference: the real BeitBasePatch16 and kecam's resizing loader, live --------------------
 
 
-@pytest.fixture(scope="module")
-def kecam_beit(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(TOOLS))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models.beit import beit
-
-    return tf, beit, tool
-
-
-def _compare(ours, kecam_model, tf, x, probes):
-    runner = tf.keras.Model(
-        kecam_model.inputs, [kecam_model.output] + [kecam_model.get_layer(n).output for n in probes]
-    )
-    theirs = dict(zip(["logits", *probes], (np.asarray(v) for v in runner(x, training=False))))
-    x = mx.array(x)
-    logits, intermediates = ours(x), ours.forward_intermediates(x)
-    assert_matches(logits, theirs["logits"])
-    for name in probes:
-        assert_matches(intermediates[name], theirs[name])
-    assert_matches(ours.forward_features(x), theirs["out_ln"])
-    return max_error(logits, theirs["logits"]), max_error(intermediates["out_ln"], theirs["out_ln"])
-
-
-LIVE_MODELS = [("BeitBasePatch16", (224, 224, 3))]  # docs/models.md's "live at"
+# 171x243: a 10x15 grid of 16x16 patches, kecam's VALID stem dropping the last 11 rows and 3 columns
+LIVE = [((224, 224, 3), "model"), ((171, 243, 3), "weights")]
+LIVE_MODELS = [("BeitBasePatch16", shape) for shape, _ in LIVE]  # docs/models.md's "live at"
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_real_beit_base_matches_kecam(kecam_beit, tmp_path):
-    tf, beit, tool = kecam_beit
-    ((_, shape),) = LIVE_MODELS
-    rng = np.random.default_rng(zlib.crc32(b"BeitBasePatch16"))
-    kecam = beit.BeitBasePatch16(input_shape=shape, pretrained=None, classifier_activation=None)
-    tool.randomize(kecam, rng)
-    path = tmp_path / "beit_base_patch16.h5"
-    kecam.save(str(path))
-    x = tool.make_inputs(shape, rng)
-    ours = models.create_model("BeitBasePatch16", pretrained=str(path), classifier_activation=None)
-    errors = _compare(ours, kecam, tf, x, ["cls_token", "block5_mlp_output", "out_ln"])
-    print(f"\nBeitBasePatch16 224: logits {errors[0]:.2g}, features {errors[1]:.2g}")
-    tf.keras.backend.clear_session()
+@pytest.mark.parametrize("shape, save", LIVE, ids=[f"{s[0]}x{s[1]}" for s, _ in LIVE])
+def test_real_beit_base_matches_kecam(kecam_live, tmp_path, shape, save):
+    run = live.kecam_run("beit.BeitBasePatch16", tmp_path, input_shape=shape, save=save,
+                         probes=["cls_token", "block5_mlp_output", "out_ln"],
+                         classifier_activation=None)  # fmt: skip
+    ours = models.create_model("BeitBasePatch16", pretrained=str(run.path), input_shape=shape,
+                               classifier_activation=None)  # fmt: skip
+    assert (ours.layers[1].attn.pos_emb.height, ours.layers[1].attn.pos_emb.width) == (
+        shape[0] // 16, shape[1] // 16,
+    )  # fmt: skip
+    live.assert_live(ours, run, features="out_ln")
 
 
 @pytest.mark.reference
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, patch", [((48, 64, 3), 8), ((40, 56, 3), 4)])
-def test_resize_on_load_matches_kecams_loader(kecam_beit, shape, patch):
+def test_resize_on_load_matches_kecams_loader(kecam_live, tmp_path, shape, patch):
     """The fixture file (a 5x7 grid of 8x8 patches) into another grid / patch size: ours with
-    resize=True against kecam's load_weights_with_mismatch (its mismatch_class)."""
-    tf, beit, tool = kecam_beit
-    from keras_cv_attention_models import download_and_load
-
+    resize=True against kecam's loader (load_weights_with_mismatch with its mismatch_class)."""
     entry = INDEX["beit_40x56"]
-    kwargs = {**entry["kwargs"], "input_shape": list(shape), "patch_size": patch}
-    kecam = beit.Beit(**kwargs, pretrained=None, classifier_activation=None)
-    download_and_load.load_weights_with_mismatch(
-        kecam, str(FIXTURES / entry["weights"]),
-        [beit.PatchConv2DWithResampleWeights, beit.MultiHeadRelativePositionalEmbedding],
-        force_reload_mismatch=True,
-    )  # fmt: skip
-    ours = models.beit.Beit(
-        **kwargs, pretrained=str(FIXTURES / entry["weights"]), resize=True,
-        classifier_activation=None,
-    )  # fmt: skip
-    x = tool.make_inputs(shape, np.random.default_rng(0))
-    errors = _compare(ours, kecam, tf, x, ["cls_token", "block1_mlp_output", "out_ln"])
-    print(f"\nresized to {shape} patch {patch}: logits {errors[0]:.2g}")
-    tf.keras.backend.clear_session()
+    source = str(FIXTURES / entry["weights"])
+    kwargs = {**entry["kwargs"], "input_shape": shape, "patch_size": patch}
+    run = live.kecam_run("beit.Beit", tmp_path, **kwargs, pretrained=source,
+                         probes=["cls_token", "block1_mlp_output", "out_ln"],
+                         classifier_activation=None)  # fmt: skip
+    ours = models.beit.Beit(**kwargs, pretrained=source, resize=True, classifier_activation=None)
+    assert "block0_attn_pos_emb" in ours.load_report.resized
+    live.assert_live(ours, run, features="out_ln", label=f"resized to {shape} patch {patch}")

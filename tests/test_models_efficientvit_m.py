@@ -9,15 +9,10 @@ configurations; a distilled case stores kecam's two outputs stacked.
 
 from __future__ import annotations
 
-import json
-import sys
-import zlib
-from pathlib import Path
-
+import live
 import mlx.core as mx
-import numpy as np
 import pytest
-from helpers import assert_matches, max_error
+from helpers import assert_matches
 from test_models import FIXTURES, INDEX, fixture_arrays, fixture_model
 
 from mlx_attention import layers, models
@@ -71,80 +66,40 @@ def test_positional_tables_of_another_size_load_with_resize():
     assert model(mx.zeros((1, 29, 29, 3))).shape == (1, 10)
 
 
-# --- reference: real named models against kecam live -------------------------------------------
+# --- reference: real named models against kecam live (tests/live.py) ------------------------
 
 PROBES = ["stem_4_bn", "stack1_block1_post_output", "stack2_downsample_out_bn",
           "stack2_block2_post_output", "stack3_block3_post_output"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def kecam_m(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models.efficientvit import efficientvit_m
-
-    return tf, efficientvit_m, tool
-
-
-def compare(kecam_m, kecam, ours, x, label):
-    tf = kecam_m[0]
-    runner = tf.keras.Model(
-        kecam.inputs, kecam.outputs + [kecam.get_layer(n).output for n in PROBES]
-    )
-    logits, *probes = [np.asarray(v) for v in runner(x, training=False)]
-    tf.keras.backend.clear_session()
-    x = mx.array(x)
-    intermediates = ours.forward_intermediates(x)
-    out = ours(x)
-    errors = {"logits": max_error(out, logits)}
-    errors.update({n: max_error(intermediates[n], v) for n, v in zip(PROBES, probes)})
-    print(f"\n{label}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
-    assert_matches(out, logits)
-    for name, value in zip(PROBES, probes):
-        assert_matches(intermediates[name], value)
-    assert_matches(ours.forward_features(x), probes[-1])
-
-
 # docs/models.md's "live at"; the two tests below, in this order
 LIVE_MODELS = [("EfficientViT_M0", (224, 224, 3)), ("EfficientViT_M0", (160, 192, 3))]
+KECAM_M0 = "efficientvit.efficientvit_m.EfficientViT_M0"
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_efficientvit_m0_at_224_matches_kecam(kecam_m, tmp_path):
-    tf, efficientvit_m, tool = kecam_m
-    rng = np.random.default_rng(zlib.crc32(b"EfficientViT_M0-224"))
-    kecam = efficientvit_m.EfficientViT_M0(pretrained=None, classifier_activation=None)
-    tool.randomize(kecam, rng)
-    path = tmp_path / "efficientvit_m0.h5"
-    kecam.save(str(path))
-    x = tool.make_inputs(LIVE_MODELS[0][1], rng)
-    ours = models.EfficientViT_M0(pretrained=str(path), classifier_activation=None)
-    compare(kecam_m, kecam, ours, x, "EfficientViT_M0 224")
+def test_efficientvit_m0_at_224_matches_kecam(kecam_live, tmp_path):
+    run = live.kecam_run(KECAM_M0, tmp_path, input_shape=LIVE_MODELS[0][1], probes=PROBES,
+                         classifier_activation=None)  # fmt: skip
+    ours = models.EfficientViT_M0(pretrained=str(run.path), classifier_activation=None)
+    live.assert_live(ours, run, features=PROBES[-1])
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_efficientvit_m0_at_another_size_resizes_as_kecam(kecam_m, tmp_path):
+def test_efficientvit_m0_at_another_size_resizes_as_kecam(kecam_live, tmp_path):
     """EfficientViT_M0 at 160x192 (under 224: kecam reloads the tables) from a 224 file:
     stage 1 keeps its 7x7 windows, stages 2 and 3 (5x6 and 3x3 maps) resize theirs."""
-    tf, efficientvit_m, tool = kecam_m
-    rng = np.random.default_rng(zlib.crc32(b"EfficientViT_M0-160x192"))
-    source = efficientvit_m.EfficientViT_M0(pretrained=None, classifier_activation=None)
-    tool.randomize(source, rng)
-    path = tmp_path / "efficientvit_m0_224.h5"
-    source.save_weights(str(path))
-    tf.keras.backend.clear_session()
+    source = live.kecam_run(KECAM_M0, tmp_path, input_shape=LIVE_MODELS[0][1], save="weights",
+                            classifier_activation=None).path  # fmt: skip
     shape = LIVE_MODELS[1][1]
-    kecam = efficientvit_m.EfficientViT_M0(
-        input_shape=shape, pretrained=str(path), classifier_activation=None
-    )
-    x = tool.make_inputs(shape, rng)
+    run = live.kecam_run(KECAM_M0, tmp_path, input_shape=shape, probes=PROBES,
+                         pretrained=str(source), classifier_activation=None)  # fmt: skip
     ours = models.EfficientViT_M0(
-        input_shape=shape, pretrained=str(path), classifier_activation=None, resize=True
+        input_shape=shape, pretrained=str(source), classifier_activation=None, resize=True
     )
     assert ours.load_report.resized and all(
         n.startswith(("stack2_", "stack3_")) for n in ours.load_report.resized
     )
-    compare(kecam_m, kecam, ours, x, "EfficientViT_M0 160x192 from 224")
+    live.assert_live(ours, run, features=PROBES[-1], label="EfficientViT_M0 160x192 from 224")

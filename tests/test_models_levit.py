@@ -8,15 +8,11 @@ case stores kecam's two outputs stacked.
 
 from __future__ import annotations
 
-import json
-import sys
-import zlib
-from pathlib import Path
-
+import live
 import mlx.core as mx
 import numpy as np
 import pytest
-from helpers import assert_matches, max_error
+from helpers import assert_matches
 from test_models import FIXTURES, INDEX, fixture_arrays, fixture_model
 
 from mlx_attention import models
@@ -113,81 +109,32 @@ def test_predict_ranks_the_deployed_model(capsys, tmp_path, monkeypatch):
 # --- reference: real named models against kecam live -------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kecam_levit(kecam_live):
-    tf, _, _ = kecam_live
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import make_model_fixtures as tool
-    from keras_cv_attention_models import levit
-
-    return tf, levit, tool
-
-
-def kecam_outputs(kecam_levit, model, x):
-    """kecam's outputs (a list for two heads) and its probes (the stem, each stack)."""
-    tf = kecam_levit[0]
-    probes = ["stem_4_bn"] + [f"stack{i}_output" for i in (1, 2, 3)]
-    outputs = model.outputs + [model.get_layer(n).output for n in probes]
-    values = [np.asarray(v) for v in tf.keras.Model(model.inputs, outputs)(x, training=False)]
-    heads = len(model.outputs)
-    return values[:heads], dict(zip(probes, values[heads:]))
-
-
-def compare(ours_model, x, heads, probes, label):
-    x = mx.array(x)
-    out = ours_model(x)
-    out = list(out) if isinstance(out, tuple) else [out]
-    intermediates = ours_model.forward_intermediates(x)
-    errors = {f"head{i}": max_error(o, h) for i, (o, h) in enumerate(zip(out, heads))}
-    errors.update({k: max_error(intermediates[k], v) for k, v in probes.items()})
-    print(f"\n{label}: " + json.dumps({k: f"{v:.2g}" for k, v in errors.items()}))
-    assert len(out) == len(heads)
-    for o, h in zip(out, heads):
-        assert_matches(o, h)
-    for key, value in probes.items():
-        assert_matches(intermediates[key], value)
-    assert_matches(ours_model.forward_features(x), probes["stack3_output"])
-
-
+PROBES = ["stem_4_bn"] + [f"stack{i}_output" for i in (1, 2, 3)]  # the last: forward_features
 # docs/models.md's "live at"; the two tests below, in this order
 LIVE_MODELS = [("LeViT128S", (224, 224, 3)), ("LeViT128S", (192, 256, 3))]
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_levit128s_at_224_matches_kecam(kecam_levit, tmp_path):
+def test_levit128s_at_224_matches_kecam(kecam_live, tmp_path):
     """LeViT128S at its default size, with the distillation head (kecam's two outputs)."""
-    tf, levit, tool = kecam_levit
-    rng = np.random.default_rng(zlib.crc32(b"LeViT128S-224"))
-    kecam = levit.LeViT128S(pretrained=None, use_distillation=True)
-    tool.randomize(kecam, rng)
-    path = tmp_path / "levit128s.h5"
-    kecam.save(str(path))
-    x = tool.make_inputs(LIVE_MODELS[0][1], rng)
-    heads, probes = kecam_outputs(kecam_levit, kecam, x)
-    tf.keras.backend.clear_session()
-    ours = models.create_model("LeViT128S", pretrained=str(path), use_distillation=True)
-    compare(ours, x, heads, probes, "LeViT128S 224")
+    run = live.kecam_run("levit.LeViT128S", tmp_path, input_shape=LIVE_MODELS[0][1],
+                         probes=PROBES, use_distillation=True)  # fmt: skip
+    ours = models.create_model("LeViT128S", pretrained=str(run.path), use_distillation=True)
+    live.assert_live(ours, run, features=PROBES[-1])
 
 
 @pytest.mark.reference
 @pytest.mark.slow
-def test_levit128s_at_another_size_resizes_as_kecam(kecam_levit, tmp_path):
+def test_levit128s_at_another_size_resizes_as_kecam(kecam_live, tmp_path):
     """LeViT128S at 192x256 loading a 224 file: kecam's load_resized_weights (bilinear) on
     every MultiHeadPositionalEmbedding against our resize=True."""
-    tf, levit, tool = kecam_levit
-    rng = np.random.default_rng(zlib.crc32(b"LeViT128S-192x256"))
-    source = levit.LeViT128S(pretrained=None)
-    tool.randomize(source, rng)
-    path = tmp_path / "levit128s_224.h5"
-    source.save_weights(str(path))
-    tf.keras.backend.clear_session()
+    source = live.kecam_run("levit.LeViT128S", tmp_path, input_shape=LIVE_MODELS[0][1],
+                            save="weights").path  # fmt: skip
     shape = LIVE_MODELS[1][1]
-    kecam = levit.LeViT128S(input_shape=shape, pretrained=str(path))
-    x = tool.make_inputs(shape, rng)
-    heads, probes = kecam_outputs(kecam_levit, kecam, x)
-    tf.keras.backend.clear_session()
-    ours = models.LeViT128S(input_shape=shape, pretrained=str(path), resize=True)
+    run = live.kecam_run("levit.LeViT128S", tmp_path, input_shape=shape, probes=PROBES,
+                         pretrained=str(source))  # fmt: skip
+    ours = models.LeViT128S(input_shape=shape, pretrained=str(source), resize=True)
     tables = [d.name for d in declared_layers(ours) if d.name.endswith("attn_pos")]
     assert sorted(ours.load_report.resized) == sorted(tables) and len(tables) == 11
-    compare(ours, x, heads, probes, "LeViT128S 192x256 from 224")
+    live.assert_live(ours, run, features=PROBES[-1], label="LeViT128S 192x256 from 224")
