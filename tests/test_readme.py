@@ -27,3 +27,10 @@ def test_status_matches_the_code(name, cls, status):
     match = re.fullmatch(r"`(\w+)`", cls.strip())
     if status != "pending" and match:
         assert hasattr(layers, match.group(1)), f"{name}: no layers.{match.group(1)}"
+
+
+def test_model_count_is_the_registrys():
+    from mlx_attention import models
+
+    (count,) = re.findall(r"(\d+) in\s+all", README)
+    assert int(count) == len(models.list_models())
