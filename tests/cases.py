@@ -1,9 +1,13 @@
 """The kecam parity cases: one list, read by the fixture generator and by the tests.
 
 Each case builds one kecam layer or block in a tiny Keras model (``tools/make_fixtures.py``)
-and the same thing through ``mlx_attention.attention_layers`` (the tests), with the same
-arguments. Fixtures live in ``tests/fixtures/<family>/<id>.h5`` (weights) and ``.npz``
-(``input_<i>`` and ``output_<i>``). Imports nothing heavy: no TensorFlow, no MLX.
+and the same thing through our kecam face (the tests), with the same arguments: a name of
+kecam's ``attention_layers`` is ours in ``mlx_attention.attention_layers``; a model-level kecam
+function, named by its dotted module path under ``keras_cv_attention_models``
+(``efficientvit.efficientvit_b.lite_mhsa``), is ours in ``mlx_attention.models.<its module's
+last component>`` (``models.efficientvit_b.lite_mhsa``). Fixtures live in
+``tests/fixtures/<family>/<id>.h5`` (weights) and ``.npz`` (``input_<i>`` and ``output_<i>``).
+Imports nothing heavy: no TensorFlow, no MLX.
 """
 
 from __future__ import annotations
@@ -16,15 +20,40 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @dataclass(frozen=True)
+class Layer:
+    """A kecam layer given to a case as an argument (coat's ``shared_crpe``): a value in
+    ``Case.kwargs``, made on each side before the case's own call.
+
+    Args:
+        kecam: the layer class's name in kecam's ``attention_layers`` (and in ours).
+        input_shape: its first input without the batch axis (ours is built for it; kecam's
+            Keras layer builds on its first call).
+        kwargs: kecam's arguments (``name=`` included).
+    """
+
+    kecam: str
+    input_shape: tuple[int, ...]
+    kwargs: dict = field(default_factory=dict)
+
+
+def with_layers(kwargs: dict, make) -> dict:
+    """``kwargs`` with each ``Layer`` value replaced by ``make(layer)`` (kecam's or ours)."""
+    return {k: make(v) if isinstance(v, Layer) else v for k, v in kwargs.items()}
+
+
+@dataclass(frozen=True)
 class Case:
     """One kecam call to reproduce.
 
     Args:
         id: unique file stem.
-        family: fixture sub-folder (``common``, ``positional``, ``global``, ``local``).
-        kecam: the name in kecam's ``attention_layers`` (and in ours).
+        family: fixture sub-folder (``common``, ``positional``, ``global``, ``local``,
+            ``blocks``).
+        kecam: the name in kecam's ``attention_layers`` (and in ours), or a model-level
+            function's dotted path under ``keras_cv_attention_models`` (see the module's doc).
         input_shapes: kecam's inputs without the batch axis; several for multi-input layers.
-        kwargs: kecam's arguments (``name=`` included), given identically to ours.
+        kwargs: kecam's arguments (``name=`` included), given identically to ours; a ``Layer``
+            value is a kecam layer made for the call.
         version: the kecam version that generates the fixture ("1.4.3" or "1.3.1").
         batch: the batch size of the fixture's inputs.
         inputs: "normal" (standard normal), "positive" (uniform in [0.5, 1.5]) or "ones".
@@ -51,8 +80,28 @@ class Case:
     resize_method: str | None = None
 
     @property
+    def name(self) -> str:
+        """The function's or class's own name (the path's last component)."""
+        return self.kecam.rsplit(".", 1)[-1]
+
+    @property
+    def in_attention_layers(self) -> bool:
+        return "." not in self.kecam
+
+    @property
+    def kecam_module(self) -> str:
+        module = "attention_layers" if self.in_attention_layers else self.kecam.rsplit(".", 1)[0]
+        return f"keras_cv_attention_models.{module}"
+
+    @property
+    def our_module(self) -> str:
+        if self.in_attention_layers:
+            return "mlx_attention.attention_layers"
+        return f"mlx_attention.models.{self.kecam_module.rsplit('.', 1)[-1]}"
+
+    @property
     def is_class(self) -> bool:
-        return self.kecam[0].isupper()
+        return self.name[0].isupper()
 
     @property
     def weights_path(self) -> Path:
@@ -326,7 +375,36 @@ POSITIONAL_131 = [
     _case("v131_nat", _P, "MultiHeadRelativePositionalKernelBias", (35, 2, 1, 9), input_height=5, version="1.3.1", name="p"),
 ]  # fmt: skip
 
-CASES: list[Case] = [*COMMON, *COMMON_131, *GLOBAL, *LOCAL, *POSITIONAL, *POSITIONAL_131]
+# Model-level kecam functions (their modules' own blocks, not in attention_layers).
+_B = "blocks"
+_LITE = "efficientvit.efficientvit_b.lite_mhsa"
+# the options no EfficientViT model passes: biases, out_shape, sr_ratio 3, key_dim 0 (C // heads)
+_LITE_OPTIONS = {"num_heads": 2, "key_dim": 0, "sr_ratio": 3, "qkv_bias": True, "out_shape": 10, "out_bias": True}  # fmt: skip
+_FACTOR = "coat.coat.factor_attention_conv_relative_positional_encoding"
+_CRPE = "ConvRelativePositionalEncoding"
+_BEIT = "beit.beit.attention_block"
+BLOCKS = [
+    # 4x7 first: the half-precision parity test takes a name's first case. At 5x5 some pixels'
+    # ReLU queries are near zero, where kecam's q.(k^T v) / q.sum(k) is a ratio of tiny numbers
+    # that bfloat16's rounding of the convs moves by 8e-2 of max|out| (float16: 1.6e-3)
+    _case("lite_mhsa_4x7", _B, _LITE, (4, 7, 12), **_LITE_OPTIONS, name="attn_"),
+    _case("lite_mhsa_5x5", _B, _LITE, (5, 5, 12), **_LITE_OPTIONS, name="attn_"),
+    _case("lite_mhsa_1x1", _B, _LITE, (1, 1, 12), **_LITE_OPTIONS, name="attn_"),
+    # the block's own crpe: kecam's floor(sqrt) grid, so a square one; default heads and splits
+    _case("factor_attn_4x4_own_crpe", _B, _FACTOR, (17, 16), name="attn_"),
+    # a shared crpe (as CoaT's stages give) for non-square and odd grids
+    _case("factor_attn_3x5_shared", _B, _FACTOR, (16, 24), shared_crpe=Layer(_CRPE, (8, 16, 3), {"input_height": 3, "name": "crpe1_"}), name="attn_"),
+    _case("factor_attn_5x7_splits_no_bias", _B, _FACTOR, (36, 12), num_heads=4, qkv_bias=False, shared_crpe=Layer(_CRPE, (4, 36, 3), {"head_splits": [1, 3], "head_kernel_size": [5, 3], "input_height": 5, "name": "crpe1_"}), name="attn_"),
+    _case("beit_attn_cls_4x4_qv_bias", _B, _BEIT, (17, 16), num_heads=2, qv_bias=True, use_pos_emb=True, name="attn_"),
+    # no positional table: kecam's own pos_emb always takes a class token (attention_block does
+    # not pass with_cls_token on), so without one use_pos_emb does not build in kecam
+    _case("beit_attn_no_cls_3x5_no_out", _B, _BEIT, (15, 12), num_heads=3, qkv_bias=True, with_cls_token=False, attn_height=3, out_weight=False, name="attn_"),
+    _case("beit_attn_cls_5x3_kd_out_bias", _B, _BEIT, (16, 12), num_heads=3, key_dim=6, qv_bias=True, out_bias=True, attn_height=5, use_pos_emb=True, attn_dropout=0.1, name="attn_"),
+]  # fmt: skip
+
+CASES: list[Case] = [
+    *COMMON, *COMMON_131, *GLOBAL, *LOCAL, *POSITIONAL, *POSITIONAL_131, *BLOCKS
+]  # fmt: skip
 
 
 def cases(family: str | None = None, version: str | None = None) -> list[Case]:

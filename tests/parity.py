@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import mlx.core as mx
 import numpy as np
-from cases import Case
+from cases import Case, with_layers
 from helpers import assert_matches
 from mlx.utils import tree_map
 
@@ -14,10 +16,18 @@ from mlx_attention.convert.loader import declared_layers
 
 
 def build_module(case: Case):
-    target = getattr(attention_layers, case.kecam)
+    """Ours of ``case``: ``attention_layers.<name>`` or, for a model-level kecam function,
+    ``mlx_attention.models.<module>.<name>`` (``Case.our_module``)."""
+    target = getattr(importlib.import_module(case.our_module), case.name)
+    kwargs = with_layers(
+        case.kwargs,
+        lambda layer: getattr(attention_layers, layer.kecam)(
+            input_shape=layer.input_shape, **layer.kwargs
+        ),
+    )
     if case.is_class:
-        return target(*case.args, input_shape=case.input_shapes[0], **case.kwargs)
-    return target(case.input_shapes[0], *case.args, **case.kwargs)
+        return target(*case.args, input_shape=case.input_shapes[0], **kwargs)
+    return target(case.input_shapes[0], *case.args, **kwargs)
 
 
 def load_arrays(case: Case) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -79,7 +79,7 @@ def base_calls() -> dict[str, tuple[tuple, dict, int]]:
 
     out = dict(EXTRA_BASES)
     for case in CASES:
-        if case.kecam in out or case.resize_from:
+        if case.kecam in out or case.resize_from or not case.in_attention_layers:
             continue
         if case.version != KECAM[case.kecam]["version"]:
             continue

@@ -1,21 +1,16 @@
 """CoaT (kecam ``coat.CoaT``) against kecam's own numbers.
 
-Default run: kecam's ``factor_attention_conv_relative_positional_encoding`` on square,
-non-square and odd grids (``tests/fixtures/models/coat_factor_attention.npz``, made by
-``tools/make_coat_fixtures.py`` with kecam: its weights written back into a Keras file here and
-loaded by the library's loader); the whole-model fixtures (``coat_*``, ``coat131_*``: kecam's
-``coat.CoaT`` re-randomised, a parallel model and a kecam 1.3.1 Lite file) are compared by
-``test_models.py``; here the shared encodings, the grids kecam builds, the builder's signature,
-the strict errors. ``reference`` (TensorFlow and kecam 1.4.3): the real CoaTLiteTiny at 224 and
-CoaTTiny at a non-square odd size, live.
+Default run: the refusals of kecam's ``factor_attention_conv_relative_positional_encoding``
+(its numbers against kecam's function, on square, non-square and odd grids, are the
+``blocks/factor_attn_*`` cases of ``tests/cases.py``, in ``test_parity.py``); the whole-model
+fixtures (``coat_*``, ``coat131_*``: kecam's ``coat.CoaT`` re-randomised, a parallel model and
+a kecam 1.3.1 Lite file) are compared by ``test_models.py``; here the shared encodings, the
+grids kecam builds, the builder's signature, the strict errors. ``reference`` (TensorFlow and
+kecam 1.4.3): the real CoaTLiteTiny at 224 and CoaTTiny at a non-square odd size, live.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import h5py
 import live
 import mlx.core as mx
 import numpy as np
@@ -25,14 +20,13 @@ from helpers import assert_matches, max_error
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
 from mlx_attention import attention_layers, models
-from mlx_attention.convert import WeightMismatchError, declared_layers, load_keras_weights
+from mlx_attention.convert import WeightMismatchError, declared_layers
 from mlx_attention.layers import FactorAttention, KerasLayouts
 from mlx_attention.layers.base import ModuleTree
 from mlx_attention.models._base import channels_last
 from mlx_attention.models.coat import factor_attention_conv_relative_positional_encoding
 
 CASES = sorted(c for c, e in INDEX.items() if e["builder"] == "coat.CoaT")
-BLOCKS = FIXTURES / "coat_factor_attention.npz"
 
 
 def test_fixtures_cover_both_layouts_versions_and_heads():
@@ -45,54 +39,7 @@ def test_fixtures_cover_both_layouts_versions_and_heads():
     assert total <= 650 * 2**10, f"CoaT fixtures take {total / 2**10:.0f} kB"
 
 
-# --- the factorised attention against kecam's function ----------------------------------------
-
-
-def _block_cases() -> dict:
-    with np.load(BLOCKS) as data:
-        arrays = dict(data)
-    return json.loads(arrays.pop("index").tobytes()), arrays
-
-
-BLOCK_INDEX, BLOCK_ARRAYS = _block_cases()
-
-
-def _write_keras_file(path: Path, case: str) -> None:
-    """kecam's weights of ``case`` as tf-keras's ``save_weights`` lays them out."""
-    layers = BLOCK_INDEX[case]["layers"]
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [name.encode() for name, _, _ in layers]
-        for name, _, weights in layers:
-            group = f.create_group(name)
-            group.attrs["weight_names"] = [w.encode() for w in weights]
-            for i, weight in enumerate(weights):
-                group.create_dataset(weight, data=BLOCK_ARRAYS[f"{case}/weights/{name}/{i}"])
-
-
-@pytest.mark.parametrize("case", sorted(BLOCK_INDEX))
-def test_factor_attention_matches_kecams_function(case, tmp_path):
-    entry = BLOCK_INDEX[case]
-    (height, width), channels = entry["grid"], entry["channels"]
-    tokens = 1 + height * width
-    shared = None
-    if entry["crpe"] is not None:
-        key_dim = channels // entry["kwargs"]["num_heads"]
-        shared = attention_layers.ConvRelativePositionalEncoding(
-            **entry["crpe"], input_shape=(entry["kwargs"]["num_heads"], tokens, key_dim),
-            name="crpe1_",
-        )  # fmt: skip
-    block = factor_attention_conv_relative_positional_encoding(
-        (tokens, channels), shared_crpe=shared, name="attn_", **entry["kwargs"]
-    )
-    assert isinstance(block, FactorAttention) and block.crpe.height == height
-    _write_keras_file(tmp_path / "block.h5", case)
-    load_keras_weights(block, tmp_path / "block.h5")
-    x = mx.array(BLOCK_ARRAYS[f"{case}/input"])
-    assert_matches(block(x), BLOCK_ARRAYS[f"{case}/output"])
-    block.set_dtype(mx.float16)
-    half = block(x.astype(mx.float16))
-    assert half.dtype == mx.float16
-    assert_matches(half, BLOCK_ARRAYS[f"{case}/output"], mx.float16)
+# --- the factorised attention ---------------------------------------------------------------
 
 
 def test_factor_attention_refuses_what_kecam_cannot_build():

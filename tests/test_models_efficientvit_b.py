@@ -1,24 +1,21 @@
 """EfficientViT-B and -L (kecam ``efficientvit.efficientvit_b``) against kecam's own numbers.
 
-Default run: ``lite_mhsa`` alone against kecam's function (``efficientvit_b_lite_mhsa.*``,
-one set of weights at square, non-square, odd and 1x1 sizes, with the options no model
-passes), its argument checks; the builders' signatures and kecam's constructor rules; the
-head (``pre_predictions``), ``forward_intermediates`` and the convert round trip on the
-committed reduced fixtures (``efficientvit_b_*``, compared with kecam's outputs and probes in
-``test_models.py``). ``reference`` (TensorFlow and kecam 1.4.3): the real EfficientViT_B0 at
-224 (``model.save``) and at an odd non-square size (``save_weights``), EfficientViT_L0 at 224.
+Default run: ``lite_mhsa``'s kecam face and argument checks (its numbers against kecam's
+function are the ``blocks/lite_mhsa_*`` cases of ``tests/cases.py``, in ``test_parity.py``);
+the builders' signatures and kecam's constructor rules; the head (``pre_predictions``),
+``forward_intermediates`` and the convert round trip on the committed reduced fixtures
+(``efficientvit_b_*``, compared with kecam's outputs and probes in ``test_models.py``).
+``reference`` (TensorFlow and kecam 1.4.3): the real EfficientViT_B0 at 224 (``model.save``)
+and at an odd non-square size (``save_weights``), EfficientViT_L0 at 224.
 """
 
 from __future__ import annotations
-
-import json
 
 import live
 import mlx.core as mx
 import numpy as np
 import pytest
 from cases import signature_rows
-from helpers import assert_matches
 from test_models import (
     ADDED,
     FIXTURES,
@@ -30,7 +27,7 @@ from test_models import (
 )
 
 from mlx_attention import layers, models
-from mlx_attention.convert import declared_layers, load_keras_weights
+from mlx_attention.convert import declared_layers
 from mlx_attention.models import efficientvit, efficientvit_b
 
 BUILDERS = "efficientvit.efficientvit_b"
@@ -47,24 +44,6 @@ def test_fixtures_cover_both_layouts_and_forms_within_budget():
 
 
 # --- lite_mhsa ----------------------------------------------------------------------------------
-
-
-def lite_mhsa_fixture() -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(FIXTURES / "efficientvit_b_lite_mhsa.npz") as data:
-        arrays = dict(data)
-    return json.loads(str(arrays.pop("kwargs"))), arrays
-
-
-@pytest.mark.parametrize("size", ["5x5", "4x7", "5x3", "1x1"])
-def test_lite_mhsa_matches_kecam(size):
-    """kecam's function on a square, a non-square, an odd and a 1x1 map (one file: no weight
-    depends on the size), with biases, out_shape, sr_ratio 3 and key_dim 0."""
-    kwargs, arrays = lite_mhsa_fixture()
-    x = arrays[f"input/{size}"]
-    block = efficientvit.lite_mhsa(x.shape[1:], **kwargs)
-    load_keras_weights(block, FIXTURES / "efficientvit_b_lite_mhsa.h5")
-    assert block.key_dim == x.shape[-1] // kwargs["num_heads"]
-    assert_matches(block(mx.array(x)), arrays[f"output/{size}"])
 
 
 def test_lite_mhsa_kecam_face_and_layer():
@@ -96,17 +75,6 @@ def test_lite_mhsa_kecam_face_and_layer():
 def test_lite_mhsa_refuses_what_kecam_cannot_build_or_load(kwargs, match):
     with pytest.raises(ValueError, match=match):
         efficientvit_b.lite_mhsa((5, 5, 16), **kwargs)
-
-
-def test_lite_mhsa_in_half_precision():
-    kwargs, arrays = lite_mhsa_fixture()
-    x = arrays["input/4x7"]
-    block = efficientvit.lite_mhsa(x.shape[1:], **kwargs)
-    load_keras_weights(block, FIXTURES / "efficientvit_b_lite_mhsa.h5")
-    block.set_dtype(mx.float16)
-    out = block(mx.array(x, mx.float16))
-    assert out.dtype == mx.float16
-    assert_matches(out, arrays["output/4x7"], dtype=mx.float16)
 
 
 # --- builders and constructors ------------------------------------------------------------------

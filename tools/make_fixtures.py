@@ -15,6 +15,7 @@ Run with the ``reference`` extra installed (kecam 1.4.3), and once more in a ven
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import os
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
-from cases import FIXTURES, Case, cases, signature_rows  # noqa: E402
+from cases import FIXTURES, Case, cases, signature_rows, with_layers  # noqa: E402
 
 SIGNATURES = FIXTURES / "kecam_signatures.json"
 
@@ -55,10 +56,20 @@ def import_kecam(version: str):
     return tf, attention_layers
 
 
+def kecam_target(case: Case, attention_layers):
+    """kecam's class or function of ``case`` (kecam imported already)."""
+    if case.in_attention_layers:
+        return getattr(attention_layers, case.kecam)
+    return getattr(importlib.import_module(case.kecam_module), case.name)
+
+
 def _model(case: Case, attention_layers, tf, shapes, kwargs):
     keras = tf.keras
     inputs = [keras.Input(shape) for shape in shapes]
-    target = getattr(attention_layers, case.kecam)
+    target = kecam_target(case, attention_layers)
+    kwargs = with_layers(
+        kwargs, lambda layer: getattr(attention_layers, layer.kecam)(**layer.kwargs)
+    )
     if case.is_class:
         outputs = target(*case.args, **kwargs)(*inputs)
     else:

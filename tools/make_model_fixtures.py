@@ -526,41 +526,6 @@ def efficientvit_b_probes(kwargs: dict) -> list[str]:
 
 CASE_PROBES.update(dict.fromkeys(EFFICIENTVIT_B_CASES, efficientvit_b_probes))
 
-# kecam's lite_mhsa alone (tests/test_models_efficientvit_b.py), one set of weights at several
-# input sizes (none of its weights depends on them), with the options no model passes: biases,
-# out_shape, sr_ratio 3, key_dim 0 (C // heads). Written by
-#   python -c "import make_model_fixtures as t; t.write_lite_mhsa_fixture()"   (in tools/)
-LITE_MHSA = {
-    "kwargs": {"num_heads": 2, "key_dim": 0, "sr_ratio": 3, "qkv_bias": True, "out_shape": 10,
-               "out_bias": True, "name": "attn_"},
-    "channels": 12, "sizes": [[5, 5], [4, 7], [5, 3], [1, 1]],
-}  # fmt: skip
-
-
-def write_lite_mhsa_fixture(folder: Path = FIXTURES) -> None:
-    """``efficientvit_b_lite_mhsa.h5`` (save_weights at the first size) and ``.npz``: the
-    arguments (``kwargs``, JSON), and per size ``HxW`` two normal inputs and kecam's outputs."""
-    tf, _ = import_kecam()
-    from keras_cv_attention_models.efficientvit import efficientvit_b
-
-    rng = np.random.default_rng(zlib.crc32(b"lite_mhsa"))
-    tf.keras.utils.set_random_seed(zlib.crc32(b"lite_mhsa"))
-    arrays, weights = {"kwargs": np.array(json.dumps(LITE_MHSA["kwargs"]))}, None
-    for height, width in LITE_MHSA["sizes"]:
-        inputs = tf.keras.Input((height, width, LITE_MHSA["channels"]))
-        model = tf.keras.Model(inputs, efficientvit_b.lite_mhsa(inputs, **LITE_MHSA["kwargs"]))
-        if weights is None:
-            randomize(model, rng)
-            model.save_weights(str(folder / "efficientvit_b_lite_mhsa.h5"))
-            weights = model.get_weights()
-        model.set_weights(weights)
-        x = rng.normal(size=(2, height, width, LITE_MHSA["channels"])).astype(np.float32)
-        arrays[f"input/{height}x{width}"] = x
-        arrays[f"output/{height}x{width}"] = np.asarray(model(x, training=False))
-        tf.keras.backend.clear_session()
-    np.savez_compressed(folder / "efficientvit_b_lite_mhsa.npz", **arrays)
-
-
 # --- VOLO (volo.VOLO): kecam's VOLO returns logits and takes no classifier_activation (so the
 # case has no "probs"); probes are the stem's patch conv, each stage's last block, the positional
 # embedding and the MHSA stage's last block (forward_features: before the class token). One case
