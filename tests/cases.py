@@ -396,8 +396,9 @@ BLOCKS = [
     _case("factor_attn_3x5_shared", _B, _FACTOR, (16, 24), shared_crpe=Layer(_CRPE, (8, 16, 3), {"input_height": 3, "name": "crpe1_"}), name="attn_"),
     _case("factor_attn_5x7_splits_no_bias", _B, _FACTOR, (36, 12), num_heads=4, qkv_bias=False, shared_crpe=Layer(_CRPE, (4, 36, 3), {"head_splits": [1, 3], "head_kernel_size": [5, 3], "input_height": 5, "name": "crpe1_"}), name="attn_"),
     _case("beit_attn_cls_4x4_qv_bias", _B, _BEIT, (17, 16), num_heads=2, qv_bias=True, use_pos_emb=True, name="attn_"),
-    # no positional table: kecam's own pos_emb always takes a class token (attention_block does
-    # not pass with_cls_token on), so without one use_pos_emb does not build in kecam
+    # kecam's own pos_emb always takes a class token (attention_block does not pass
+    # with_cls_token on): without one, 16 tokens are a class token and a 3x5 grid to it
+    _case("beit_attn_no_cls_pos_emb_16", _B, _BEIT, (16, 12), num_heads=2, with_cls_token=False, attn_height=3, use_pos_emb=True, name="attn_"),
     _case("beit_attn_no_cls_3x5_no_out", _B, _BEIT, (15, 12), num_heads=3, qkv_bias=True, with_cls_token=False, attn_height=3, out_weight=False, name="attn_"),
     _case("beit_attn_cls_5x3_kd_out_bias", _B, _BEIT, (16, 12), num_heads=3, key_dim=6, qv_bias=True, out_bias=True, attn_height=5, use_pos_emb=True, attn_dropout=0.1, name="attn_"),
 ]  # fmt: skip

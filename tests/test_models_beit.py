@@ -112,6 +112,21 @@ def test_attention_block_kecam_face():
         block(mx.zeros((2, 37, 16)))
 
 
+@pytest.mark.parametrize(
+    "tokens, kwargs",
+    [
+        (16, {"with_cls_token": False}),  # kecam's table: a class token and a square 3x3 grid
+        (16, {}),  # 15 patches, no attn_height: kecam's table is square (3x3), and fails
+        (17, {"with_cls_token": False, "attn_height": 3}),  # a class token and 3x5 = 15 patches
+    ],
+)
+def test_attention_block_refuses_what_kecams_table_cannot_add(tokens, kwargs):
+    """kecam builds the block's table with a class token whatever ``with_cls_token`` says, and
+    square without ``attn_height``: where that grid does not fill the tokens, kecam's Add fails."""
+    with pytest.raises(ValueError, match="does not fill|do not fill"):
+        models.beit.attention_block((tokens, 12), 2, use_pos_emb=True, **kwargs)
+
+
 def test_convert_round_trip_and_preprocessing(tmp_path):
     """``models.convert`` writes a .safetensors that rebuilds the same model without arguments
     and computes the same numbers; kecam's "tf" rescaling."""

@@ -74,14 +74,25 @@ def attention_block(
             raise ValueError(f"{what}: {arg}={given[arg]!r} (a ViT-family option) is not supported")
     for arg, value in (("epsilon", epsilon), ("temperature", temperature)):
         check_float(value, arg, what=what)
-    patches = tokens - (1 if with_cls_token else 0)
+    # kecam builds its positional table without passing with_cls_token on: the table always
+    # takes the first token for a class token
+    cls_token = with_cls_token or use_pos_emb
+    patches = tokens - (1 if cls_token else 0)
     height = int(float(patches) ** 0.5) if attn_height == -1 else attn_height
     if not isinstance(height, int) or height < 1 or patches < height:
         raise ValueError(f"{what}: attn_height={attn_height} does not fit {patches} patch tokens")
+    # kecam's table: a square grid without attn_height, else attn_height rows
+    width = height if use_pos_emb and attn_height == -1 else patches // height
+    if use_pos_emb and patches != height * width:
+        raise ValueError(
+            f"{what}: use_pos_emb with {tokens} tokens: kecam's table takes the first for a class "
+            f"token and the other {patches} for a {height}x{width} grid, which they do not fill "
+            f"(with_cls_token={with_cls_token}, attn_height={attn_height})"
+        )
     module = BeitAttention(
-        channels, num_heads, height=height, width=patches // height, key_dim=key_dim,
+        channels, num_heads, height=height, width=width, key_dim=key_dim,
         qkv_bias=qkv_bias, qv_bias=qv_bias, out_weight=out_weight, out_bias=out_bias,
-        with_cls_token=with_cls_token, use_pos_emb=use_pos_emb, attn_dropout=attn_dropout,
+        with_cls_token=cls_token, use_pos_emb=use_pos_emb, attn_dropout=attn_dropout,
         name=name,
     )  # fmt: skip
     module.expect_input_shape(tuple(input_shape))
