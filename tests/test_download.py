@@ -262,17 +262,42 @@ def test_two_processes_download_once(server, caches, tmp_path):
 # --- kecam's own rule ----------------------------------------------------------------------------
 
 
-@pytest.mark.reference
-@pytest.mark.parametrize("shape", [(None, 160, 224, 3), (None, 224, 160, 3), (None, 192, 192, 3)])
-@pytest.mark.parametrize("name", ["coatnet0", "nat_mini", "dinat_large"])
-def test_resolve_matches_kecams_reload_model_weights(monkeypatch, shape, name):
-    require_reference()
-    from keras_cv_attention_models import download_and_load
-    from keras_cv_attention_models.coatnet import coatnet
-    from keras_cv_attention_models.nat import nat
+def _release_cases() -> list[tuple[str, str, int | None]]:
+    """``(constructor, tag, width)`` for every tag of every registered constructor: at its
+    default width, at each of the tag's resolutions, between them and for a dynamic shape."""
+    from mlx_attention import models
 
-    source = {"coatnet0": coatnet, "nat_mini": nat, "dinat_large": nat}[name]
-    tag = "imagenet21k-ft1k" if name == "dinat_large" else "imagenet"
+    rows = []
+    for name in models.list_models():
+        entry = models.get_entry(name)
+        for tag, files in entry.family.pretrained_dict.get(entry.spec.model_name, {}).items():
+            widths = {entry.spec.input_shape[1], None}
+            if isinstance(files, dict):
+                widths |= {*files, (min(files) + max(files)) // 2}
+            rows += [(name, tag, width) for width in sorted(widths, key=lambda w: w or 0)]
+    return rows
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name, tag, width", _release_cases())
+def test_release_files_are_the_ones_kecam_asks_for(monkeypatch, name, tag, width):
+    """Our PRETRAINED_DICT entry is kecam's, and for every tag and width ``resolve`` gives the file,
+    URL and md5 that kecam's ``reload_model_weights`` asks ``get_file`` for."""
+    require_reference()
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_model_fixtures as tool
+    from keras_cv_attention_models import download_and_load
+
+    from mlx_attention import models
+
+    entry = models.get_entry(name)
+    family, model_name = entry.family, entry.spec.model_name
+    # kecam's PRETRAINED_DICT: beside the constructor (BoTNet...) or its builder (nat.NAT for DiNAT)
+    where = (
+        tool.kecam_builder(f"{family.module}.{n}").__module__ for n in (name, family.builder_name)
+    )
+    kecam = next(m for m in map(sys.modules.get, where) if hasattr(m, "PRETRAINED_DICT"))
+    assert family.pretrained_dict[model_name] == kecam.PRETRAINED_DICT[model_name]
     asked = []
 
     def get_file(file_name, url, cache_subdir, file_hash):
@@ -280,9 +305,10 @@ def test_resolve_matches_kecams_reload_model_weights(monkeypatch, shape, name):
         raise OSError("no download in tests")  # kecam prints it and gives up
 
     monkeypatch.setattr(download_and_load.backend, "get_file", get_file)
-    model = type("Stub", (), {"name": name, "input_shape": shape})()
-    sub_release = "coatnet" if name == "coatnet0" else "nat"
-    download_and_load.reload_model_weights(model, source.PRETRAINED_DICT, sub_release, tag)
+    # kecam reads the width (input_shape[2]): a height of its own shows the rule
+    shape = (None, None if width is None else 97, width, 3)
+    stub = type("Stub", (), {"name": model_name, "input_shape": shape})()
+    download_and_load.reload_model_weights(stub, kecam.PRETRAINED_DICT, family.sub_release, tag)
     monkeypatch.delenv("MLX_ATTENTION_WEIGHTS_URL", raising=False)
-    ours = resolve(name, tag, shape[2], sub_release, source.PRETRAINED_DICT)
+    ours = resolve(model_name, tag, width, family.sub_release, family.pretrained_dict)
     assert asked == [(ours.file_name, ours.url, ours.md5)]

@@ -212,31 +212,6 @@ def test_kecam_refuses_and_builds_the_same(kecam_live, name):
     assert models.edgenext.EdgeNeXt(**kwargs).count_params() == kecam.count_params()
 
 
-@pytest.mark.reference
-@pytest.mark.parametrize("width", [224, 256, 320])
-@pytest.mark.parametrize("name, tag", [("edgenext_xx_small", "imagenet"), ("edgenext_base", "usi")])
-def test_release_files_are_kecams(kecam_live, monkeypatch, name, tag, width):
-    """Our PRETRAINED_DICT and file rule give the file kecam's reload_model_weights asks for."""
-    from keras_cv_attention_models import download_and_load
-    from keras_cv_attention_models.edgenext import edgenext
-
-    from mlx_attention.models._download import resolve
-
-    assert models.edgenext.PRETRAINED_DICT == edgenext.PRETRAINED_DICT
-    asked = []
-
-    def get_file(file_name, url, cache_subdir, file_hash):
-        asked.append((file_name, url, file_hash))
-        raise OSError("no download in tests")  # kecam prints it and gives up
-
-    monkeypatch.setattr(download_and_load.backend, "get_file", get_file)
-    stub = type("Stub", (), {"name": name, "input_shape": (None, width, width, 3)})()
-    download_and_load.reload_model_weights(stub, edgenext.PRETRAINED_DICT, "edgenext", tag)
-    monkeypatch.delenv("MLX_ATTENTION_WEIGHTS_URL", raising=False)
-    ours = resolve(name, tag, width, "edgenext", models.edgenext.PRETRAINED_DICT)
-    assert asked == [(ours.file_name, ours.url, ours.md5)]
-
-
 LIVE = [
     ("EdgeNeXt_XX_Small", (256, 256, 3), "model"),
     ("EdgeNeXt_XX_Small", (97, 131, 3), "weights"),
