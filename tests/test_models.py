@@ -397,6 +397,36 @@ def test_summary_of_a_two_output_model_lists_both_shapes():
     assert "[(None, 7), (None, 7)]" in model.summary(print_fn=None)
 
 
+def _smallest_per_builder() -> list[str]:
+    """The constructor with the fewest parameters of each kecam family builder."""
+    smallest: dict[str, str] = {}
+    for name in models.list_models():
+        family = models.get_entry(name).family
+        key = f"{family.module}.{family.builder_name}"
+        if key not in smallest or (
+            KECAM["models"][name]["count_params"] < KECAM["models"][smallest[key]]["count_params"]
+        ):
+            smallest[key] = name
+    return sorted(smallest.values())
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", _smallest_per_builder())
+def test_preprocessing_is_kecams(kecam_live, name):
+    """``model.preprocess_input``'s rescale mode, mean and std are those kecam attaches to the
+    same model (``add_pre_post_process``): real weights need the same normalisation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import make_model_fixtures as tool
+
+    family = models.get_entry(name).family
+    kecam = tool.kecam_builder(f"{family.module}.{name}")(input_shape=(64, 64, 3), pretrained=None)
+    theirs = kecam.preprocess_input
+    cfg = models.create_model(name).pretrained_cfg
+    assert cfg["rescale_mode"] == theirs.rescale_mode
+    np.testing.assert_allclose(np.broadcast_to(cfg["mean"], 3), np.broadcast_to(theirs.mean, 3))
+    np.testing.assert_allclose(np.broadcast_to(cfg["std"], 3), np.broadcast_to(theirs.std, 3))
+
+
 def test_pretrained_cfg():
     cfg = models.DiNAT_Large().pretrained_cfg
     for key in ("name", "kecam", "input_shape", "num_classes", "rescale_mode", "mean", "std",
