@@ -152,17 +152,6 @@ def test_num_classes_zero_returns_the_features(case):
     assert_matches(model(mx.array(arrays["input"])), arrays["probe/features"])
 
 
-@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=str)
-@pytest.mark.parametrize("case", CASES)
-def test_half_precision_model(case, dtype):
-    """Parameters in ``dtype`` (the resample and the softmax over the tokens too), the head in
-    float32; the logits near kecam's float32 numbers."""
-    model, arrays = fixture_model(case, dtype=dtype), fixture_arrays(case)
-    logits = model(mx.array(arrays["input"]))
-    assert logits.dtype == mx.float32
-    assert_matches(logits, arrays["logits"], dtype)
-
-
 def test_convert_round_trip_stores_the_shared_encodings_once(tmp_path):
     """``models.convert`` writes each stage's ``cpe`` / ``crpe`` once (at the stage), and the
     .safetensors alone rebuilds the same model; kecam's "torch" rescaling."""
