@@ -16,7 +16,7 @@ import pytest
 from cases import signature_rows
 from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
 
-from mlx_attention import benchmarks, models
+from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError
 from mlx_attention.layers import ChannelSelfAttention, WindowAttention
 
@@ -120,17 +120,7 @@ LIVE_MODELS = [("DaViT_T", shape) for shape, _ in LIVE]  # docs/models.md's "liv
 @pytest.mark.reference
 @pytest.mark.slow
 @pytest.mark.parametrize("shape, save", LIVE, ids=[f"{s[0]}x{s[1]}" for s, _ in LIVE])
-def test_real_davit_t_matches_kecam(kecam_live, tmp_path, shape, save, request):
-    if shape[:2] == (224, 224) and benchmarks.cpu_blas()[1] is not None:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="MLX's bundled reference BLAS sums the channel attention's 3136 tokens "
-                "naively in float32: logits 2.2e-4 off at this draw (bound 3.8e-4; an earlier "
-                "draw went over, 4.0e-4); 6.3e-5 with OpenBLAS preloaded "
-                "(LD_PRELOAD=libopenblas.so.0)",
-                strict=False,
-            )
-        )
+def test_real_davit_t_matches_kecam(kecam_live, tmp_path, shape, save):
     probes = ["stem_ln", *(f"stack{i}_block{n}_2_output" for i, n in [(1, 2), (2, 2), (3, 6)])]
     run = live.kecam_run("davit.DaViT_T", tmp_path, input_shape=shape, save=save,
                          probes=[*probes, "pre_output_ln"], classifier_activation=None)  # fmt: skip

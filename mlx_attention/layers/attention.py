@@ -80,8 +80,14 @@ def attend(
         scores = scores + bias
     if scores_fn is not None:
         scores = scores_fn(scores)
+    return attend_scores(scores, value, dropout)
+
+
+def attend_scores(scores: mx.array, value: mx.array, dropout: Dropout | None = None) -> mx.array:
+    """``softmax(scores) @ value``, the softmax accumulating in float32, with ``dropout`` on the
+    probabilities (active in training mode)."""
     probs = mx.softmax(scores, axis=-1, precise=True)
-    if dropping:
+    if dropout is not None and dropout.active:
         probs = dropout(probs)
     return probs @ value
 
