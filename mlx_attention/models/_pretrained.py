@@ -170,9 +170,7 @@ def _load_h5(model: ImageClassifier, path: Path, *, strict: bool, resize: bool |
     from .. import convert
 
     def load(strict_load: bool):
-        return convert.load_keras_weights(
-            model, path, prefix="", strict=strict_load, resize=resize
-        )
+        return convert.load_keras_weights(model, path, prefix="", strict=strict_load, resize=resize)
 
     optional = frozenset(getattr(model, "optional_layers", ()))
     if not optional:
