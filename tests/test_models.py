@@ -25,7 +25,7 @@ import mlx_attention
 from mlx_attention import models
 from mlx_attention.convert import WeightMismatchError, declared_layers
 from mlx_attention.kernels import fused
-from mlx_attention.layers import KerasLayouts
+from mlx_attention.layers import DropBlock, KerasLayouts
 from mlx_attention.models import _download, _pretrained
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -428,6 +428,15 @@ def test_preprocessing_is_kecams(kecam_live, name):
     assert cfg["rescale_mode"] == theirs.rescale_mode
     np.testing.assert_allclose(np.broadcast_to(cfg["mean"], 3), np.broadcast_to(theirs.mean, 3))
     np.testing.assert_allclose(np.broadcast_to(cfg["std"], 3), np.broadcast_to(theirs.std, 3))
+
+
+def test_drop_connect_rates_follow_kecams_depth_schedule():
+    """``rate * global_block_id / total_blocks``, per stack; the blocks' drop paths get them."""
+    assert models._glue.drop_connect_rates([2, 0, 3], 0.5) == [[0, 0.1], [], [0.2, 0.3, 0.4]]
+    model = models.NAT_Mini(drop_connect_rate=0.3)
+    drops = [m.drop_rate for _, m in model.named_modules() if isinstance(m, DropBlock)]
+    want = [r for stack in models._glue.drop_connect_rates([3, 4, 6, 5], 0.3) for r in stack]
+    assert sorted(drops) == sorted(want * 2)  # each block's attention and MLP residuals
 
 
 def test_pretrained_cfg():

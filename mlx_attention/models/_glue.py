@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -21,6 +22,13 @@ def conv_output_size(conv: Conv2dNoBias, height: int, width: int) -> tuple[int, 
     ):
         sizes.append((size + before + after - d * (k - 1) - 1) // s + 1)
     return sizes[0], sizes[1]
+
+
+def drop_connect_rates(num_blocks: Sequence[int], rate: float) -> list[list[float]]:
+    """kecam's depth schedule ``rate * global_block_id / total_blocks``, a list per stack (the
+    drop-path rate of each block: identity at inference)."""
+    total, starts = sum(num_blocks), itertools.accumulate([0, *num_blocks])
+    return [[rate * (start + i) / total for i in range(n)] for start, n in zip(starts, num_blocks)]
 
 
 def per_item(value, index: int):

@@ -21,7 +21,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import BiasPositionalEmbedding, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, ConvNormStack, conv_output_size
+from ._glue import ClassifierHead, ConvNormStack, conv_output_size, drop_connect_rates
 from ._registry import LOAD_ARGS, Family, ModelSpec, register_family
 
 # kecam 1.4.3 cmt/cmt.py PRETRAINED_DICT: {model.name: {tag: {resolution: md5}}}.
@@ -228,7 +228,7 @@ class CMTModel(ImageClassifier):
         self.add(stem, stem.output_name)
         (height, width, channels) = stem.output_shape
 
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, out_channel, heads, sr_ratio) in enumerate(
             zip(num_blocks, out_channels, num_heads, sr_ratios)
         ):
@@ -263,11 +263,10 @@ class CMTModel(ImageClassifier):
                     (height, width, channels), num_heads=heads, sr_ratio=sr_ratio,
                     expansion=ffn_expansion, qkv_bias=qkv_bias, pos_emb=pos_emb,
                     attn_use_bn=attn_use_bn, attn_out_bias=attn_out_bias, activation=activation,
-                    drop_rate=drop_connect_rate * global_block_id / total_blocks,
+                    drop_rate=rates[stack_id][block_id],
                     name=f"{stage_name}block{block_id + 1}_",
                 )  # fmt: skip
                 self.add(block, block.output_name)
-                global_block_id += 1
         if output_num_features > 0:
             features = _Features(
                 (height, width, channels), output_num_features,

@@ -18,7 +18,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size, per_item
+from ._glue import ClassifierHead, conv_output_size, drop_connect_rates, per_item
 from ._registry import Family, ModelSpec, register_family
 from .aotnet import Pool2d
 
@@ -273,7 +273,7 @@ class CoAtNetModel(ImageClassifier):
         self.add(conv, conv.sub("conv"))
 
         shape = (height, width, channels)
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id in range(stages):
             is_conv_block = block_types[stack_id][0].lower() == "c"
             stack_se_ratio = per_item(se_ratio, stack_id)
@@ -283,9 +283,8 @@ class CoAtNetModel(ImageClassifier):
                 common = {
                     "conv_short_cut": block_id == 0,
                     "strides": stack_strides if block_id == 0 else 1,
-                    "drop_rate": drop_connect_rate * global_block_id / total_blocks,
+                    "drop_rate": rates[stack_id][block_id],
                 }
-                global_block_id += 1
                 if is_conv_block:
                     conv = MBConvBlock(
                         shape, out_channels[stack_id], **common, expansion=expansion,

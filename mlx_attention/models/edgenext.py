@@ -18,7 +18,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size
+from ._glue import ClassifierHead, conv_output_size, drop_connect_rates
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 edgenext/edgenext.py PRETRAINED_DICT: {model.name: {tag: {resolution: md5}}}.
@@ -236,7 +236,7 @@ class EdgeNeXtModel(ImageClassifier):
         self._add_norm((height, width, channels), "stem_")
 
         stages = list(zip(num_blocks, out_channels, num_stda_layers))
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, out_channel, stda_layers) in enumerate(stages):
             stack_name = f"stack{stack_id + 1}_"
             if stack_id > 0:
@@ -253,7 +253,7 @@ class EdgeNeXtModel(ImageClassifier):
                 block_name = f"{stack_name}block{block_id + 1}_"
                 common = {
                     "mlp_ratio": mlp_ratio, "layer_scale": layer_scale, "activation": activation,
-                    "drop_rate": drop_connect_rate * global_block_id / total_blocks,
+                    "drop_rate": rates[stack_id][block_id],
                 }  # fmt: skip
                 if block_id > blocks - stda_layers - 1:
                     heads = num_heads
@@ -270,7 +270,6 @@ class EdgeNeXtModel(ImageClassifier):
                         shape, kernel_size=kernel_size, name=block_name + "conv_", **common
                     )
                 self.add(block, block.output_name)
-                global_block_id += 1
         pooled_norm = partial(_pooled_norm, name="pre_output_")
         self._finish(
             ClassifierHead(

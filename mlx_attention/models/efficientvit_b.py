@@ -24,7 +24,7 @@ from .. import attention_layers
 from ..layers import Activation, DropBlock, KerasLayer, KerasModule, LiteMHSA
 from ..layers.utils import check_input_shape, check_int
 from ._base import ImageClassifier, channels_last
-from ._glue import conv_output_size, per_item
+from ._glue import conv_output_size, drop_connect_rates, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 efficientvit/efficientvit_b.py PRETRAINED_DICT: {model.name: {tag: {size: md5}}}.
@@ -340,7 +340,7 @@ class EfficientViTBModel(ImageClassifier):
         )  # fmt: skip
         self.add(stem_mb, stem_mb.output_name)
         shape = stem_mb.output_shape
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, out_channel, block_type) in enumerate(
             zip(num_blocks, out_channels, block_types)
         ):
@@ -352,7 +352,7 @@ class EfficientViTBModel(ImageClassifier):
                 mb_conv = {
                     "expansion": per_item(stack_expansions, block_id),
                     "is_fused": fused[stack_id], "use_bias": use_bias, "use_norm": use_norm,
-                    "drop_rate": drop_connect_rate * global_block_id / total_blocks,
+                    "drop_rate": rates[stack_id][block_id],
                     "activation": activation,
                 }  # fmt: skip
                 if block_id == 0:
@@ -368,7 +368,6 @@ class EfficientViTBModel(ImageClassifier):
                     )
                 shape = block.output_shape
                 self.add(block, block.output_name)
-                global_block_id += 1
         if not isinstance(output_filters, (list, tuple)):
             output_filters = (output_filters, 0)
         if output_filters[0] > 0:  # in forward_features, as kecam's num_classes=0

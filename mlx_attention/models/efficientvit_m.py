@@ -21,7 +21,7 @@ import mlx.core as mx
 from .. import attention_layers
 from ..layers import DropBlock, KerasModule
 from ._base import DistilledClassifier, channels_last
-from ._glue import BatchNormHead, ConvBNStem, conv_output_size, per_item
+from ._glue import BatchNormHead, ConvBNStem, conv_output_size, drop_connect_rates, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 efficientvit/efficientvit_m.py PRETRAINED_DICT: {model.name: {tag: {size: md5}}}.
@@ -197,7 +197,7 @@ class EfficientViTModel(DistilledClassifier):
         self.add(stem, stem.output_name)
         shape = stem.output_shape
         ffn = {"mlp_ratio": mlp_ratio, "activation": activation}
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, out_channel) in enumerate(zip(num_blocks, out_channels)):
             stack_name = f"stack{stack_id + 1}_"
             if stack_id > 0:
@@ -214,11 +214,10 @@ class EfficientViTModel(DistilledClassifier):
                 block = EfficientViTBlock(
                     shape, window_size=window_size, num_heads=heads, key_dim=key_dim,
                     kernel_sizes=kernel_sizes, mlp_ratio=mlp_ratio,
-                    drop_rate=drop_connect_rate * global_block_id / total_blocks,
+                    drop_rate=rates[stack_id][block_id],
                     activation=activation, name=f"{stack_name}block{block_id + 1}_",
                 )  # fmt: skip
                 self.add(block, block.output_name)
-                global_block_id += 1
         distill = ("distill_output_", "distill_head") if use_distillation else None
         self._finish(
             BatchNormHead(

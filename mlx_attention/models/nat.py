@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .. import attention_layers
 from ..layers import KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, LayerScaleResidual, conv_output_size
+from ._glue import ClassifierHead, LayerScaleResidual, conv_output_size, drop_connect_rates
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 nat/nat.py PRETRAINED_DICT: {model.name: {tag: md5 or {resolution: md5}}}.
@@ -120,7 +120,7 @@ class NATModel(ImageClassifier):
             (height, width), channels = conv_output_size(conv, height, width), filters
         self.add_layer_norm((height, width, channels), "stem_")
 
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, out_channel, heads) in enumerate(
             zip(num_blocks, out_channels, num_heads)
         ):
@@ -144,12 +144,11 @@ class NATModel(ImageClassifier):
                 block = NATBlock(
                     channels, (height, width), attn_kernel_size=attn_kernel_size,
                     num_heads=heads, mlp_ratio=mlp_ratio, dilation_rate=dilation,
-                    drop_rate=drop_connect_rate * global_block_id / total_blocks,
+                    drop_rate=rates[stack_id][block_id],
                     layer_scale=layer_scale, activation=activation,
                     name=f"{stack_name}block{block_id + 1}_",
                 )  # fmt: skip
                 self.add(block, block.output_name)
-                global_block_id += 1
         self.add_layer_norm((height, width, channels), "pre_output_")
         self._finish(
             ClassifierHead(

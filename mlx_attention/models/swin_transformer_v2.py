@@ -20,7 +20,7 @@ from .. import attention_layers
 from ..layers import DropBlock, KerasLayer, KerasModule, ShiftedWindowAttention
 from ..layers.attention import Dropout, attend, l2_normalize, qkv_output_layers
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, conv_output_size, per_item
+from ._glue import ClassifierHead, conv_output_size, drop_connect_rates, per_item
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 swin_transformer_v2.py PRETRAINED_DICT: {model.name: {tag: {resolution: md5}}}.
@@ -316,7 +316,7 @@ class SwinTransformerV2Model(ImageClassifier):
         (height, width), channels = conv_output_size(stem, height, width), embed_dim
         self.add_layer_norm((height, width, channels), "stem_")
 
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         for stack_id, (blocks, heads) in enumerate(zip(num_blocks, num_heads)):
             stack_name = f"stack{stack_id + 1}_"
             if stack_id > 0:
@@ -332,12 +332,11 @@ class SwinTransformerV2Model(ImageClassifier):
                 layer = SwinBlock(
                     channels, (height, width), window_size=window_size, num_heads=heads,
                     shift_size=0 if block_id % 2 == 0 else 0.5, pos_scale=stage_pos_scale,
-                    drop_rate=drop_connect_rate * global_block_id / total_blocks,
+                    drop_rate=rates[stack_id][block_id],
                     layer_scale=layer_scale if timm_layout else None,
                     attention_block=TimmWindowMhsa if timm_layout else None, name=block_name,
                 )  # fmt: skip
                 self.add(layer, layer.output_name)
-                global_block_id += 1
                 last = block_id == blocks - 1
                 if (
                     extra_norm_period > 0

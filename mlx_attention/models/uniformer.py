@@ -25,7 +25,7 @@ import mlx.nn as nn
 from .. import attention_layers
 from ..layers import Activation, KerasLayer, KerasModule
 from ._base import ImageClassifier, channels_last
-from ._glue import ClassifierHead, LayerScaleResidual, conv_output_size
+from ._glue import ClassifierHead, LayerScaleResidual, conv_output_size, drop_connect_rates
 from ._registry import Family, ModelSpec, register_family
 from .davit import ConvPositionalEncodingAdd
 
@@ -271,7 +271,7 @@ class UniformerModel(ImageClassifier):
             )
         shape = self._stem(input_shape, stem_width, use_conv_stem, activation)
 
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         token_outputs = []
         for stack_id, (blocks, out_channel, block_type) in enumerate(
             zip(num_blocks, out_channels, block_types)
@@ -283,7 +283,7 @@ class UniformerModel(ImageClassifier):
             for block_id in range(blocks):
                 common = {
                     "mlp_ratio": mlp_ratio, "layer_scale": layer_scale, "activation": activation,
-                    "drop_rate": drop_connect_rate * global_block_id / total_blocks,
+                    "drop_rate": rates[stack_id][block_id],
                     "name": f"{stack_name}block{block_id + 1}_",
                 }  # fmt: skip
                 if is_conv:
@@ -301,7 +301,6 @@ class UniformerModel(ImageClassifier):
                     )  # fmt: skip
                     token_outputs.append(block.output_name)
                 self.add(block, block.output_name)
-                global_block_id += 1
         object.__setattr__(self, "token_outputs", frozenset(token_outputs))
         post = attention_layers.batchnorm_with_activation(shape, name="post_")
         self.add(post, post.sub("bn"))

@@ -42,7 +42,7 @@ from ..layers import (
 )
 from ..layers.base import ModuleTree
 from ._base import ImageClassifier, channels_last
-from ._glue import conv_output_size
+from ._glue import conv_output_size, drop_connect_rates
 from ._registry import Family, ModelSpec, register_family
 
 # kecam 1.4.3 volo/volo.py PRETRAINED_DICT: {model.name: {tag: {width: md5}}}.
@@ -372,7 +372,7 @@ class VOLOModel(ImageClassifier):
         self.add(stem, stem.output_name)
         shape = stem.output_shape
         self.mix_token = mix_token
-        total_blocks, global_block_id = sum(num_blocks), 0
+        rates = drop_connect_rates(num_blocks, drop_connect_rate)
         stages = ((first_attn_type, "outlook_block"), ("mhsa", "MHSA_block"))
         for stage, (attention_type, prefix) in enumerate(stages):
             if stage == 1:
@@ -386,11 +386,10 @@ class VOLOModel(ImageClassifier):
             for index in range(num_blocks[stage]):
                 block = VOLOBlock(
                     shape, embed_dims[stage], num_heads[stage], mlp_ratios[stage],
-                    attention_type, drop_rate=drop_connect_rate * global_block_id / total_blocks,
+                    attention_type, drop_rate=rates[stage][index],
                     mlp_activation=mlp_activation, name=f"{prefix}{index}_",
                 )  # fmt: skip
                 self.add(block, block.output_name)
-                global_block_id += 1
         top = (
             "token_label" if token_label_top
             else "mean" if mean_classifier_top
