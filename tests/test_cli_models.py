@@ -167,6 +167,11 @@ def test_convert_round_trip_is_bit_identical(capsys, tmp_path, case):
         np.array(from_h5.forward_features(x)), np.array(from_file.forward_features(x))
     )
     assert from_file.pretrained_cfg == from_h5.pretrained_cfg
+    # kecam's add_pre_post_process: "tf" for BEiT, "torch" for every other family here
+    family = models.get_entry(entry["builder"]).family.module
+    assert from_file.pretrained_cfg["rescale_mode"] == ("tf" if family == "beit" else "torch")
+    image = np.full((*entry["kwargs"]["input_shape"][:2], 3), 128, np.uint8)
+    assert from_file.preprocess_input(image).shape == (1, *entry["kwargs"]["input_shape"])
 
 
 def test_convert_writes_next_to_the_file_by_default(capsys, tmp_path):

@@ -5,9 +5,9 @@ committed reduced fixtures (``tests/fixtures/models/coatnet_*``, made by
 ``tools/make_model_fixtures.py``: kecam's ``coatnet.CoAtNet`` with every variable re-randomised)
 cover; the attention heads kecam derives from the channels; ``pretrained`` through ``**kwargs``
 (kecam's CoAtNetT and CoAtNet1-7 have no such argument); the positional tables resized on load;
-the strict error for a file of another configuration; the convert round trip. ``reference``
-(TensorFlow and kecam 1.4.3): the real CoAtNet0 at 224 and at a non-square odd size, live, and
-the resize on load against kecam's own loader.
+the strict error for a file of another configuration; the builder's required arguments.
+``reference`` (TensorFlow and kecam 1.4.3): the real CoAtNet0 at 224 and at a non-square odd
+size, live, and the resize on load against kecam's own loader.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from cases import signature_rows
 from helpers import assert_matches, max_error
-from test_models import FIXTURES, INDEX, KECAM, expected_signature, fixture_arrays, fixture_model
+from test_models import FIXTURES, INDEX, KECAM, expected_signature
 
 from mlx_attention import models
 from mlx_attention.convert import KerasFileError, WeightMismatchError
@@ -115,20 +115,9 @@ def test_a_file_of_another_configuration_is_refused():
         models.coatnet.CoAtNet(**deeper, pretrained=str(FIXTURES / entry["weights"]))
 
 
-def test_convert_round_trip(tmp_path):
-    """``models.convert`` writes a .safetensors that rebuilds the same model without arguments
-    (kecam's required num_blocks and out_channels come from the file) and computes the same
-    numbers; kecam's "torch" rescaling. Without such a file the builder needs them."""
-    case = "coatnet_33x27_act_first"
-    entry = INDEX[case]
-    out = models.convert(
-        "coatnet.CoAtNet", FIXTURES / entry["weights"], tmp_path / "m.safetensors",
-        **entry["kwargs"], classifier_activation=None,
-    )  # fmt: skip
-    restored = models.create_model("coatnet.CoAtNet", pretrained=str(out))
-    x = mx.array(fixture_arrays(case)["input"])
-    assert np.array_equal(np.array(restored(x)), np.array(fixture_model(case)(x)))
-    assert restored.pretrained_cfg["rescale_mode"] == "torch"
+def test_the_builder_needs_kecams_required_arguments():
+    """kecam's CoAtNet has no defaults for num_blocks and out_channels: without a converted
+    file that holds them, the builder asks for them."""
     with pytest.raises(TypeError, match=r"missing required arguments: \['num_blocks', 'out_c"):
         models.create_model("coatnet.CoAtNet", input_shape=(32, 32, 3))
 

@@ -5,7 +5,8 @@ Default run: the committed reduced fixtures (``tests/fixtures/models/edgenext_*`
 re-randomised) run in ``test_models.py``; here, the layout kecam fixes at build time (VALID
 strides that floor odd sizes, STDA blocks at the end of each stage, splits and heads), the
 head (``pre_output_ln`` after the pooling, absent from ``forward_features`` and from a
-``num_classes=0`` model), kecam's refusals, strict loading and the convert round trip.
+``num_classes=0`` model), kecam's refusals and strict loading (the convert round trip of
+every fixture is in ``test_cli_models.py``).
 ``reference`` (TensorFlow and kecam 1.4.3): kecam refuses and builds what we do, the release
 file names, and the real EdgeNeXt_XX_Small and EdgeNeXt_Small, live.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import live
 import mlx.core as mx
-import numpy as np
 import pytest
 from cases import signature_rows
 from helpers import assert_matches
@@ -174,23 +174,6 @@ def test_a_file_of_another_model_is_refused():
             **{**entry["kwargs"], "stda_use_pos_emb": [False, False]},
             pretrained=str(FIXTURES / entry["weights"]),
         )
-
-
-def test_convert_round_trip_and_preprocessing(tmp_path):
-    """``models.convert`` writes a .safetensors that rebuilds the same model without arguments
-    and computes the same numbers; kecam's "torch" rescaling."""
-    case = "edgenext_29x43"
-    entry = INDEX[case]
-    out = models.convert(
-        "edgenext.EdgeNeXt", FIXTURES / entry["weights"], tmp_path / "m.safetensors",
-        **entry["kwargs"], classifier_activation=None,
-    )  # fmt: skip
-    restored = models.create_model("edgenext.EdgeNeXt", pretrained=str(out))
-    x = mx.array(fixture_arrays(case)["input"])
-    assert np.array_equal(np.array(restored(x)), np.array(fixture_model(case)(x)))
-    assert restored.pretrained_cfg["rescale_mode"] == "torch"
-    image = np.full((*entry["kwargs"]["input_shape"][:2], 3), 128, np.uint8)
-    assert restored.preprocess_input(image).shape == (1, *entry["kwargs"]["input_shape"])
 
 
 # --- reference: kecam's own rules and the real models, live ------------------------------------
